@@ -1,0 +1,36 @@
+// piano/core/error.hpp: the exception types the library throws.
+//
+// Every error a caller can provoke with bad input is one of these, so a program can catch
+// the family it cares about and show the message: the messages name the operation, the
+// file, the line or the shapes involved, never just "invalid argument".
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <Eigen/Core>
+
+namespace piano {
+
+/// Two tensors whose shapes do not fit together, e.g. `matmul: [2,3] x [4,5]`.
+/// The message always names the op and both shapes.
+class ShapeError : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// An op produced NaN or Inf while anomaly detection was on (see set_anomaly_detection).
+class AnomalyError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// "[rows,cols]": the notation every shape message uses.
+inline std::string shape_string(Eigen::Index rows, Eigen::Index cols) {
+    std::ostringstream out;
+    out << '[' << rows << ',' << cols << ']';
+    return out.str();
+}
+
+}  // namespace piano

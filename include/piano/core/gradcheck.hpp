@@ -1,0 +1,116 @@
+// piano/core/gradcheck.hpp: compare an op's backward with central finite differences.
+//
+// check_gradients(f, inputs) treats f as a function of its double-precision inputs and
+// checks every entry of every input's gradient. It is built to catch the usual backward
+// bugs, not only wrong formulas:
+//   - the upstream gradient is random (not all ones), so a transposed or mis-indexed
+//     gradient cannot hide behind symmetry;
+//   - every input's gradient buffer is pre-filled with random values before backward, so
+//     code that assigns (=) where it must accumulate (+=) is caught;
+//   - f's output is used twice (y = out + out), so the non-leaf output receives two
+//     gradient contributions that must be summed.
+// Use it for every new op, layer or loss: see docs/ops.md and the tutorial's chapter 2.
+#pragma once
+
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "piano/core/tensor.hpp"
+#include "piano/ops/elementwise.hpp"
+
+namespace piano {
+
+struct GradCheckOptions {
+    double step = 1e-6;             // central-difference step h: (f(x+h) - f(x-h)) / 2h
+    double abs_tolerance = 1e-6;    // |analytic - numeric| <= abs + rel * max(|a|, |n|)
+    double rel_tolerance = 1e-5;
+    unsigned seed = 12345;          // for the upstream gradient and the pre-filled buffers
+};
+
+struct GradCheckResult {
+    bool ok = true;
+    double max_abs_error = 0.0;
+    std::string message;  // empty when ok; otherwise the first mismatches, one per line
+};
+
+/// f: (const std::vector<Tensor<double>>&) -> Tensor<double>, deterministic.
+/// The inputs are made leaves that require grad; their gradients are left as computed.
+template <typename F>
+GradCheckResult check_gradients(F&& f, std::vector<Tensor<double>> inputs, const GradCheckOptions& options = {}) {
+    std::mt19937_64 rng(options.seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    auto random_like = [&](Index rows, Index cols) {
+        Matrix<double> m(rows, cols);
+        for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+        return m;
+    };
+
+    for (auto& x : inputs) x.set_requires_grad(true);
+
+    // Upstream gradient R: the scalar being differentiated is <f(x), R>.
+    Matrix<double> upstream;
+    {
+        NoGradGuard no_grad;
+        const Tensor<double> probe = f(inputs);
+        upstream = random_like(probe.rows(), probe.cols());
+    }
+
+    // Pre-fill each gradient buffer with noise; the analytic gradient is what backward adds.
+    std::vector<Matrix<double>> prefill;
+    for (auto& x : inputs) {
+        prefill.push_back(random_like(x.rows(), x.cols()));
+        x.node()->grad = prefill.back();
+        x.node()->has_grad = true;
+    }
+
+    const Tensor<double> out = f(inputs);
+    GradCheckResult result;
+    if (!out.requires_grad()) {
+        result.ok = false;
+        result.message = "f's output does not require grad: no input reaches it";
+        return result;
+    }
+    Tensor<double> twice = add(out, out);  // the non-leaf `out` is consumed twice
+    twice.backward(upstream);
+
+    auto objective = [&]() {
+        NoGradGuard no_grad;
+        const Tensor<double> y = f(inputs);
+        return (y.value().array() * upstream.array()).sum();
+    };
+
+    std::ostringstream mismatches;
+    int reported = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        Matrix<double>& x = inputs[i].mutable_value();
+        const Matrix<double> analytic =
+            inputs[i].has_grad() ? Matrix<double>((inputs[i].grad() - prefill[i]) / 2.0)
+                                 : Matrix<double>(Matrix<double>::Zero(x.rows(), x.cols()));
+        for (Index k = 0; k < x.size(); ++k) {
+            const double saved = x.data()[k];
+            x.data()[k] = saved + options.step;
+            const double plus = objective();
+            x.data()[k] = saved - options.step;
+            const double minus = objective();
+            x.data()[k] = saved;
+            const double numeric = (plus - minus) / (2.0 * options.step);
+            const double a = analytic.data()[k];
+            const double err = std::abs(a - numeric);
+            result.max_abs_error = std::max(result.max_abs_error, err);
+            if (err > options.abs_tolerance + options.rel_tolerance * std::max(std::abs(a), std::abs(numeric))) {
+                result.ok = false;
+                if (reported++ < 8) {
+                    mismatches << "input " << i << " " << shape_string(x.rows(), x.cols()) << " entry (" << k / x.cols()
+                               << ',' << k % x.cols() << "): analytic " << a << ", numeric " << numeric << '\n';
+                }
+            }
+        }
+    }
+    result.message = mismatches.str();
+    return result;
+}
+
+}  // namespace piano

@@ -1,0 +1,332 @@
+// piano/core/tensor.hpp: the tensor handle and the define-by-run graph.
+//
+// A Tensor<T> is a cheap handle (one shared_ptr) to a Node<T>. A node holds
+//   - value:  a row-major Eigen matrix, [rows, cols];
+//   - grad:   d(loss)/d(value), same shape, allocated the first time a gradient arrives;
+//   - inputs: the nodes this one was computed from;
+//   - backward_fn: one closure that reads `grad` and adds its share into each input's grad.
+// Ops build the graph as they run (define-by-run). `backward()` sorts the graph
+// topologically without recursion, then walks it in reverse, calling each closure once.
+// Gradients are always accumulated (+=), never assigned, so a node used twice receives
+// the sum of both uses.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "piano/core/error.hpp"
+
+namespace piano {
+
+using Index = Eigen::Index;
+
+/// The storage of every tensor: a dense, row-major matrix. Row-major because a ragged
+/// batch stacks the rows of many lists, and a list is then one contiguous block.
+template <typename T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// A boolean mask (true = keep), row-major like Matrix. Masks are data, never differentiated.
+using Mask = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+namespace detail {
+inline bool& grad_mode_flag() {
+    thread_local bool enabled = true;
+    return enabled;
+}
+inline bool& anomaly_flag() {
+    static bool enabled = false;
+    return enabled;
+}
+}  // namespace detail
+
+/// True unless a NoGradGuard is alive on this thread.
+inline bool is_grad_enabled() { return detail::grad_mode_flag(); }
+
+/// While alive, ops on this thread record no graph and allocate no gradient: use it for
+/// inference and for parameter updates. Guards nest; each restores the previous mode.
+class NoGradGuard {
+public:
+    NoGradGuard() : previous_(detail::grad_mode_flag()) { detail::grad_mode_flag() = false; }
+    ~NoGradGuard() { detail::grad_mode_flag() = previous_; }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool previous_;
+};
+
+/// With anomaly detection on, every op checks its output (and, during backward, the
+/// gradients it produces) and throws AnomalyError naming the first op that made a NaN or
+/// Inf. It costs a pass over every value, so it is off by default.
+inline void set_anomaly_detection(bool enabled) { detail::anomaly_flag() = enabled; }
+inline bool is_anomaly_detection_enabled() { return detail::anomaly_flag(); }
+
+/// One vertex of the graph. Users normally touch it only through Tensor.
+template <typename T>
+struct Node {
+    Matrix<T> value;
+    Matrix<T> grad;         // empty until a gradient arrives (see has_grad)
+    bool has_grad = false;  // false: the gradient is zero and not allocated
+    bool requires_grad = false;
+    std::string op = "leaf";  // the op that produced the value, for messages
+    std::vector<std::shared_ptr<Node>> inputs;
+    std::function<void(Node&)> backward_fn;  // empty for leaves
+
+    // Sparse-gradient bookkeeping for embedding tables: the rows a gather touched since
+    // the last zero_grad, so an optimizer can update only those. Rows may repeat.
+    bool grad_is_row_sparse = false;
+    std::vector<Index> touched_rows;
+
+    /// grad += g, allocating a zero gradient first if there is none. Throws ShapeError if
+    /// g does not have the value's shape: a backward bug must never write out of bounds.
+    template <typename Derived>
+    void accumulate_grad(const Eigen::MatrixBase<Derived>& g) {
+        if (g.rows() != value.rows() || g.cols() != value.cols()) {
+            throw ShapeError("backward of " + op + ": gradient " + shape_string(g.rows(), g.cols()) +
+                             " does not match value " + shape_string(value.rows(), value.cols()));
+        }
+        if (!has_grad) {
+            grad = g;
+            has_grad = true;
+        } else {
+            grad.noalias() += g;
+        }
+    }
+
+    /// The gradient, allocating zeros if none has arrived: for backward code that adds
+    /// into a few rows or entries at a time.
+    Matrix<T>& grad_buffer() {
+        if (!has_grad) {
+            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            has_grad = true;
+        }
+        return grad;
+    }
+};
+
+template <typename T>
+class Tensor;
+
+namespace detail {
+template <typename T>
+bool all_finite(const Matrix<T>& m) {
+    return m.allFinite();
+}
+}  // namespace detail
+
+/// A handle to a node. Copying a Tensor copies the handle, not the data (like
+/// std::shared_ptr); use `detach()` or `value()` to take the numbers.
+template <typename T>
+class Tensor {
+public:
+    using Scalar = T;
+    using NodePtr = std::shared_ptr<Node<T>>;
+
+    /// An empty handle; most calls on it throw std::logic_error.
+    Tensor() = default;
+
+    /// A leaf holding `value`. Parameters are leaves with requires_grad = true.
+    explicit Tensor(Matrix<T> value, bool requires_grad = false) : node_(std::make_shared<Node<T>>()) {
+        node_->value = std::move(value);
+        node_->requires_grad = requires_grad;
+    }
+
+    explicit Tensor(NodePtr node) : node_(std::move(node)) {}
+
+    static Tensor zeros(Index rows, Index cols, bool requires_grad = false) {
+        return Tensor(Matrix<T>::Zero(rows, cols), requires_grad);
+    }
+    static Tensor ones(Index rows, Index cols, bool requires_grad = false) {
+        return Tensor(Matrix<T>::Ones(rows, cols), requires_grad);
+    }
+    static Tensor constant(Index rows, Index cols, T value, bool requires_grad = false) {
+        return Tensor(Matrix<T>::Constant(rows, cols, value), requires_grad);
+    }
+    /// A 1x1 tensor: how a scalar enters the graph (it broadcasts in elementwise ops).
+    static Tensor scalar(T value, bool requires_grad = false) { return constant(1, 1, value, requires_grad); }
+    /// Entries drawn from N(0, stddev^2) with the given generator, so results are seeded.
+    template <typename Rng>
+    static Tensor randn(Index rows, Index cols, Rng& rng, T stddev = T(1), bool requires_grad = false) {
+        std::normal_distribution<double> normal(0.0, static_cast<double>(stddev));
+        Matrix<T> m(rows, cols);
+        for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(normal(rng));
+        return Tensor(std::move(m), requires_grad);
+    }
+
+    bool defined() const { return static_cast<bool>(node_); }
+    const NodePtr& node() const { return node_; }
+
+    const Matrix<T>& value() const { return checked().value; }
+    /// Writable access to the numbers, for optimizers and initialisers. Changing a value
+    /// that a recorded graph still needs makes that graph's gradients wrong.
+    Matrix<T>& mutable_value() { return checked().value; }
+    Index rows() const { return checked().value.rows(); }
+    Index cols() const { return checked().value.cols(); }
+    Index size() const { return checked().value.size(); }
+    std::string shape() const { return shape_string(rows(), cols()); }
+    const std::string& op() const { return checked().op; }
+
+    /// The value of a 1x1 tensor.
+    T item() const {
+        const auto& v = value();
+        if (v.size() != 1) throw ShapeError("item: expected a [1,1] tensor, got " + shape());
+        return v(0, 0);
+    }
+
+    bool requires_grad() const { return checked().requires_grad; }
+    Tensor& set_requires_grad(bool on) {
+        checked().requires_grad = on;
+        return *this;
+    }
+    bool has_grad() const { return checked().has_grad; }
+    /// The accumulated gradient. Throws std::logic_error if no gradient has arrived.
+    const Matrix<T>& grad() const {
+        const auto& n = checked();
+        if (!n.has_grad) throw std::logic_error("grad: tensor " + shape() + " (" + n.op + ") has no gradient");
+        return n.grad;
+    }
+    /// The gradient, allocated as zeros if none has arrived yet.
+    Matrix<T>& mutable_grad() { return checked().grad_buffer(); }
+
+    /// Forget the gradient (and the sparse-row record). Memory is kept for reuse.
+    void zero_grad() {
+        auto& n = checked();
+        if (n.has_grad) {
+            if (n.grad_is_row_sparse) {
+                for (Index r : n.touched_rows) n.grad.row(r).setZero();
+            } else {
+                n.grad.setZero();
+            }
+        }
+        n.touched_rows.clear();
+    }
+
+    /// A new leaf sharing no graph with this one, holding a copy of the value.
+    Tensor detach() const { return Tensor(value(), false); }
+
+    /// Backpropagate from this 1x1 tensor with d(this)/d(this) = 1.
+    void backward(bool retain_graph = false) {
+        if (size() != 1) {
+            throw ShapeError("backward: without a seed gradient the tensor must be [1,1], got " + shape());
+        }
+        backward(Matrix<T>::Ones(1, 1), retain_graph);
+    }
+
+    /// Backpropagate with the given upstream gradient (same shape as the value). After
+    /// the walk the gradients of intermediate nodes are freed, and the graph above the
+    /// leaves is released (inputs and closures dropped) unless retain_graph is true.
+    void backward(const Matrix<T>& seed, bool retain_graph = false) {
+        auto& root = checked();
+        if (!root.requires_grad) {
+            throw std::logic_error("backward: the tensor (" + root.op + ") does not require grad");
+        }
+        const std::vector<Node<T>*> order = topological_order(node_.get());
+        root.accumulate_grad(seed);
+        const bool anomaly = is_anomaly_detection_enabled();
+        // Reverse topological order: every consumer runs before the node it consumes.
+        for (auto it = order.rbegin(); it != order.rend(); ++it) {
+            Node<T>& n = **it;
+            if (!n.backward_fn || !n.has_grad) continue;
+            n.backward_fn(n);
+            if (anomaly) {
+                for (const auto& in : n.inputs) {
+                    if (in->has_grad && !detail::all_finite(in->grad)) {
+                        throw AnomalyError("anomaly: backward of " + n.op + " produced NaN or Inf in the gradient of " +
+                                           in->op + " " + shape_string(in->value.rows(), in->value.cols()));
+                    }
+                }
+            }
+        }
+        // Intermediate gradients are scratch: free them, so a retained graph can be walked
+        // again without double-counting. Leaves keep theirs.
+        for (Node<T>* n : order) {
+            if (!n->backward_fn) continue;
+            n->grad = Matrix<T>();
+            n->has_grad = false;
+            if (!retain_graph) {
+                n->backward_fn = nullptr;
+                n->inputs.clear();
+            }
+        }
+    }
+
+private:
+    Node<T>& checked() const {
+        if (!node_) throw std::logic_error("piano::Tensor: use of an empty tensor handle");
+        return *node_;
+    }
+
+    // Post-order DFS with an explicit stack, so graph depth is limited by memory, not by
+    // the call stack. Only nodes that require grad are visited.
+    static std::vector<Node<T>*> topological_order(Node<T>* root) {
+        std::vector<Node<T>*> order;
+        std::unordered_set<Node<T>*> seen;
+        std::vector<std::pair<Node<T>*, std::size_t>> stack;  // (node, next input to visit)
+        stack.emplace_back(root, 0);
+        seen.insert(root);
+        while (!stack.empty()) {
+            auto& [n, next] = stack.back();
+            if (next < n->inputs.size()) {
+                Node<T>* child = n->inputs[next++].get();
+                if (child->requires_grad && seen.insert(child).second) stack.emplace_back(child, 0);
+            } else {
+                order.push_back(n);
+                stack.pop_back();
+            }
+        }
+        return order;
+    }
+
+    NodePtr node_;
+};
+
+namespace detail {
+
+/// Wrap an op's result as a tensor. If gradients are on and any input requires grad, the
+/// node records its inputs and backward closure; otherwise it is a plain constant leaf.
+/// With anomaly detection on, a non-finite result throws here, naming the op.
+template <typename T>
+Tensor<T> make_result(Matrix<T> value, const char* op, std::vector<std::shared_ptr<Node<T>>> inputs,
+                      std::function<void(Node<T>&)> backward_fn) {
+    if (is_anomaly_detection_enabled() && !all_finite(value)) {
+        throw AnomalyError(std::string("anomaly: ") + op + " produced NaN or Inf in its output " +
+                           shape_string(value.rows(), value.cols()));
+    }
+    auto node = std::make_shared<Node<T>>();
+    node->value = std::move(value);
+    node->op = op;
+    if (is_grad_enabled()) {
+        const bool any = std::any_of(inputs.begin(), inputs.end(),
+                                     [](const std::shared_ptr<Node<T>>& in) { return in->requires_grad; });
+        if (any) {
+            node->requires_grad = true;
+            node->inputs = std::move(inputs);
+            node->backward_fn = std::move(backward_fn);
+        }
+    }
+    return Tensor<T>(std::move(node));
+}
+
+/// Accumulate into input i only if it takes part in differentiation.
+template <typename T>
+bool wants_grad(const Node<T>& self, std::size_t i) {
+    return self.inputs[i]->requires_grad;
+}
+
+[[noreturn]] inline void throw_shape(const std::string& op, const std::string& what, Index r1, Index c1, Index r2,
+                                     Index c2) {
+    throw ShapeError(op + ": " + what + " " + shape_string(r1, c1) + " and " + shape_string(r2, c2));
+}
+
+}  // namespace detail
+
+}  // namespace piano

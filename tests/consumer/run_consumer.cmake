@@ -1,0 +1,27 @@
+# Builds and runs tests/consumer against piano. MODE=install: configure piano alone,
+# install it into WORK_DIR/prefix, then find_package it from there. MODE=subdirectory:
+# add piano's source tree with add_subdirectory.
+cmake_minimum_required(VERSION 3.16)
+file(REMOVE_RECURSE ${WORK_DIR})
+
+function(run_step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "step failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+
+set(consumer_src ${CMAKE_CURRENT_LIST_DIR})
+if(MODE STREQUAL "install")
+  run_step(${CMAKE_COMMAND} -S ${PIANO_SOURCE_DIR} -B ${WORK_DIR}/piano-build
+    -DPIANO_BUILD_TESTS=OFF -DPIANO_BUILD_EXAMPLES=OFF -DPIANO_BUILD_BENCH=OFF)
+  run_step(${CMAKE_COMMAND} --install ${WORK_DIR}/piano-build --prefix ${WORK_DIR}/prefix)
+  run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
+    -DPIANO_CONSUME=package -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+else()
+  run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
+    -DPIANO_CONSUME=subdirectory -DPIANO_SOURCE_DIR=${PIANO_SOURCE_DIR})
+endif()
+run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
+run_step(${WORK_DIR}/consumer-build/consumer)

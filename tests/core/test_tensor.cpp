@@ -1,0 +1,123 @@
+// The graph machinery: accumulation, topological order, release, no-grad, anomaly mode.
+#include <catch2/catch.hpp>
+
+#include <piano/core/gradcheck.hpp>
+#include <piano/ops/elementwise.hpp>
+#include <piano/ops/matmul.hpp>
+
+using piano::Matrix;
+using piano::Tensor;
+
+namespace {
+Matrix<double> mat(std::initializer_list<std::initializer_list<double>> rows) {
+    Matrix<double> m(static_cast<piano::Index>(rows.size()), static_cast<piano::Index>(rows.begin()->size()));
+    piano::Index r = 0;
+    for (const auto& row : rows) {
+        piano::Index c = 0;
+        for (double v : row) m(r, c++) = v;
+        ++r;
+    }
+    return m;
+}
+}  // namespace
+
+TEST_CASE("a node used twice receives the sum of both gradients", "[core]") {
+    Tensor<double> x(mat({{3.0}}), true);
+    Tensor<double> y = x * x + x;  // dy/dx = 2x + 1 = 7
+    y.backward();
+    CHECK(x.grad()(0, 0) == Approx(7.0));
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad", "[core]") {
+    Tensor<double> x(mat({{2.0}}), true);
+    (x * 3.0).backward();
+    (x * 3.0).backward();
+    CHECK(x.grad()(0, 0) == Approx(6.0));
+    x.zero_grad();
+    CHECK(x.grad()(0, 0) == 0.0);
+}
+
+TEST_CASE("backward walks a deep chain without recursion", "[core]") {
+    Tensor<double> x(mat({{1.0}}), true);
+    Tensor<double> y = x;
+    for (int i = 0; i < 100000; ++i) y = y + 0.0;  // 100k nodes deep
+    y.backward();
+    CHECK(x.grad()(0, 0) == Approx(1.0));
+}
+
+TEST_CASE("the graph is released after backward unless retained", "[core]") {
+    Tensor<double> x(mat({{2.0}}), true);
+    Tensor<double> y = x * x;
+    y.backward(/*retain_graph=*/true);
+    CHECK(y.node()->inputs.size() == 2);
+    y.backward();  // a second pass works because the graph was retained
+    CHECK(x.grad()(0, 0) == Approx(8.0));
+    CHECK(y.node()->inputs.empty());
+    CHECK_FALSE(static_cast<bool>(y.node()->backward_fn));
+    CHECK(x.has_grad());  // leaves keep their gradient
+}
+
+TEST_CASE("NoGradGuard records no graph and allocates no gradient", "[core]") {
+    Tensor<double> w(mat({{1.0, 2.0}}), true);
+    Tensor<double> x(mat({{3.0}, {4.0}}));
+    {
+        piano::NoGradGuard guard;
+        CHECK_FALSE(piano::is_grad_enabled());
+        Tensor<double> y = piano::matmul(w, x);
+        CHECK_FALSE(y.requires_grad());
+        CHECK(y.node()->inputs.empty());
+        CHECK(y.item() == Approx(11.0));
+        CHECK_THROWS_WITH(y.backward(), Catch::Contains("does not require grad"));
+    }
+    CHECK(piano::is_grad_enabled());
+    CHECK_FALSE(w.has_grad());
+}
+
+TEST_CASE("detach cuts the graph", "[core]") {
+    Tensor<double> x(mat({{2.0}}), true);
+    Tensor<double> y = (x * x).detach();
+    CHECK_FALSE(y.requires_grad());
+    Tensor<double> z = x * y;  // y is a constant 4 here
+    z.backward();
+    CHECK(x.grad()(0, 0) == Approx(4.0));
+}
+
+TEST_CASE("backward without a seed needs a [1,1] tensor", "[core]") {
+    Tensor<double> x(mat({{1.0, 2.0}}), true);
+    Tensor<double> y = x * 2.0;
+    CHECK_THROWS_AS(y.backward(), piano::ShapeError);
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("[1,2]"));
+    CHECK_THROWS_WITH(y.backward(Matrix<double>::Ones(2, 2)), Catch::Contains("[2,2]") && Catch::Contains("[1,2]"));
+}
+
+TEST_CASE("anomaly detection names the op that made a NaN", "[core]") {
+    piano::set_anomaly_detection(true);
+    Tensor<double> x(mat({{0.0}}), true);
+    CHECK_THROWS_AS(x / x, piano::AnomalyError);
+    CHECK_THROWS_WITH(x / x, Catch::Contains("div"));
+    piano::set_anomaly_detection(false);
+    CHECK_NOTHROW(x / x);
+}
+
+TEST_CASE("anomaly detection also checks gradients in backward", "[core]") {
+    Tensor<double> x(mat({{0.0}}), true);
+    Tensor<double> one(mat({{1.0}}));
+    Tensor<double> y = one / x;  // forward makes Inf; build it with anomaly mode off
+    piano::set_anomaly_detection(true);
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("backward of div"));
+    piano::set_anomaly_detection(false);
+}
+
+TEST_CASE("gradcheck catches a backward that assigns instead of accumulating", "[core]") {
+    // A deliberately wrong op: its backward overwrites the input's gradient.
+    auto broken_double = [](const std::vector<Tensor<double>>& in) {
+        Matrix<double> v = 2.0 * in[0].value();
+        return piano::detail::make_result<double>(std::move(v), "broken", {in[0].node()}, [](piano::Node<double>& self) {
+            self.inputs[0]->grad = 2.0 * self.grad;
+            self.inputs[0]->has_grad = true;
+        });
+    };
+    auto result = piano::check_gradients(broken_double, {Tensor<double>(mat({{1.0, -2.0}}))});
+    CHECK_FALSE(result.ok);
+    CHECK_THAT(result.message, Catch::Contains("analytic"));
+}
