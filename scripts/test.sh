@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds and runs every test twice: a Release build with -Wall -Wextra -Wpedantic -Werror,
+# then a Debug build under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== Release, warnings as errors"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPIANO_WARNINGS_AS_ERRORS=ON
+cmake --build build/release -j "$jobs"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+echo "== Debug, AddressSanitizer + UndefinedBehaviorSanitizer"
+# -O1 keeps the sanitized suite fast enough; Eigen's own assertions stay on (no NDEBUG).
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1" \
+  -DPIANO_SANITIZE=ON -DPIANO_WARNINGS_AS_ERRORS=ON -DPIANO_BUILD_BENCH=OFF
+cmake --build build/sanitize -j "$jobs"
+# The package tests configure separate projects without sanitizers; they ran above.
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE package
