@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fstream>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>

@@ -1,0 +1,220 @@
+// piano/model/config.hpp: every width, count and switch of PIANO and its baselines.
+//
+// A config converts to and from an ordered string map, which is how checkpoints store it
+// and how a config file (`key = value` lines, `#` comments) is read. Unknown keys and
+// malformed values are ConfigErrors naming the key, so a typo never passes silently.
+#pragma once
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "piano/core/error.hpp"
+
+namespace piano {
+
+/// How the loss terms are combined: fixed weights, or learned uncertainty weighting
+/// (Kendall et al. 2018: Σ_k exp(-s_k) L_k + s_k with one learned s_k per term).
+enum class LossWeighting { fixed, uncertainty };
+
+struct PianoConfig {
+    // Widths and depths.
+    long d_model = 64;        // d: every token's width
+    long heads = 4;           // attention heads in QDIR and in the list encoder
+    long layers = 2;          // transformer layers over [IAN ; candidates]
+    long ffn_dim = 256;       // the encoder's feed-forward width (4d)
+    double dropout = 0.1;
+
+    // Embedding table sizes (rows, including the reserved unknown row 0).
+    long term_rows = 10000;
+    long item_rows = 100000;
+    long brand_rows = 10000;     // artist / brand
+    long category_rows = 5000;   // genre levels (one table shared by the four levels)
+    long shop_rows = 5000;       // label / publisher / shop
+    long dense_features = 0;     // optional dense features per candidate
+    long max_positions = 200;    // first-stage positions with their own embedding
+    long gap_buckets = 16;       // log2 buckets of the time gap of history events
+
+    // Switches for PIANO and its ablations.
+    bool use_qdir = true;       // false: r = mean of history values ("piano-noqdir")
+    bool use_ian = true;        // false: no IAN token and no list heads ("piano-noian")
+    bool list_loss = true;      // list-level CTR/CVR supervision through the IAN
+    bool listwise_loss = false; // softmax cross-entropy over each list on clicks
+
+    // Score and losses.
+    double lambda = 0.5;        // s_i = (1-λ) log pCTR_i + λ log pCTCVR_i
+    LossWeighting weighting = LossWeighting::fixed;
+    double weight_ctr = 1.0, weight_ctcvr = 1.0, weight_list = 0.5, weight_listwise = 0.5;
+
+    unsigned long seed = 1;     // initialisation and dropout
+
+    /// tests: d=16, 2 heads, 1 layer, small tables.
+    static PianoConfig tiny() {
+        PianoConfig c;
+        c.d_model = 16;
+        c.heads = 2;
+        c.layers = 1;
+        c.ffn_dim = 64;
+        c.dropout = 0.0;
+        c.term_rows = 200;
+        c.item_rows = 500;
+        c.brand_rows = 100;
+        c.category_rows = 100;
+        c.shop_rows = 100;
+        c.max_positions = 16;
+        c.gap_buckets = 8;
+        return c;
+    }
+    /// benchmarks and the examples' default: d=64, 4 heads, 2 layers, FFN 256, 100k items.
+    static PianoConfig reference() { return PianoConfig{}; }
+
+    std::map<std::string, std::string> to_map() const {
+        std::map<std::string, std::string> m;
+        auto put = [&m](const std::string& k, auto v) {
+            std::ostringstream s;
+            s.precision(17);
+            s << v;
+            m[k] = s.str();
+        };
+        put("d_model", d_model);
+        put("heads", heads);
+        put("layers", layers);
+        put("ffn_dim", ffn_dim);
+        put("dropout", dropout);
+        put("term_rows", term_rows);
+        put("item_rows", item_rows);
+        put("brand_rows", brand_rows);
+        put("category_rows", category_rows);
+        put("shop_rows", shop_rows);
+        put("dense_features", dense_features);
+        put("max_positions", max_positions);
+        put("gap_buckets", gap_buckets);
+        put("use_qdir", use_qdir);
+        put("use_ian", use_ian);
+        put("list_loss", list_loss);
+        put("listwise_loss", listwise_loss);
+        put("lambda", lambda);
+        m["weighting"] = weighting == LossWeighting::fixed ? "fixed" : "uncertainty";
+        put("weight_ctr", weight_ctr);
+        put("weight_ctcvr", weight_ctcvr);
+        put("weight_list", weight_list);
+        put("weight_listwise", weight_listwise);
+        put("seed", seed);
+        return m;
+    }
+
+    /// Starts from `base` and overrides every key present in `m`. Throws ConfigError for an
+    /// unknown key or a value that does not parse or is out of range.
+    static PianoConfig from_map(const std::map<std::string, std::string>& m, PianoConfig base = PianoConfig{}) {
+        PianoConfig c = base;
+        for (const auto& [key, value] : m) {
+            if (key == "d_model") c.d_model = parse_long(key, value, 1);
+            else if (key == "heads") c.heads = parse_long(key, value, 1);
+            else if (key == "layers") c.layers = parse_long(key, value, 0);
+            else if (key == "ffn_dim") c.ffn_dim = parse_long(key, value, 1);
+            else if (key == "dropout") c.dropout = parse_double(key, value, 0.0, 0.999);
+            else if (key == "term_rows") c.term_rows = parse_long(key, value, 2);
+            else if (key == "item_rows") c.item_rows = parse_long(key, value, 2);
+            else if (key == "brand_rows") c.brand_rows = parse_long(key, value, 2);
+            else if (key == "category_rows") c.category_rows = parse_long(key, value, 2);
+            else if (key == "shop_rows") c.shop_rows = parse_long(key, value, 2);
+            else if (key == "dense_features") c.dense_features = parse_long(key, value, 0);
+            else if (key == "max_positions") c.max_positions = parse_long(key, value, 1);
+            else if (key == "gap_buckets") c.gap_buckets = parse_long(key, value, 1);
+            else if (key == "use_qdir") c.use_qdir = parse_bool(key, value);
+            else if (key == "use_ian") c.use_ian = parse_bool(key, value);
+            else if (key == "list_loss") c.list_loss = parse_bool(key, value);
+            else if (key == "listwise_loss") c.listwise_loss = parse_bool(key, value);
+            else if (key == "lambda") c.lambda = parse_double(key, value, 0.0, 1.0);
+            else if (key == "weighting") {
+                if (value == "fixed") c.weighting = LossWeighting::fixed;
+                else if (value == "uncertainty") c.weighting = LossWeighting::uncertainty;
+                else throw ConfigError("config key 'weighting': expected fixed or uncertainty, got '" + value + "'");
+            }
+            else if (key == "weight_ctr") c.weight_ctr = parse_double(key, value, 0.0, 1e6);
+            else if (key == "weight_ctcvr") c.weight_ctcvr = parse_double(key, value, 0.0, 1e6);
+            else if (key == "weight_list") c.weight_list = parse_double(key, value, 0.0, 1e6);
+            else if (key == "weight_listwise") c.weight_listwise = parse_double(key, value, 0.0, 1e6);
+            else if (key == "seed") c.seed = static_cast<unsigned long>(parse_long(key, value, 0));
+            else throw ConfigError("unknown config key '" + key + "'");
+        }
+        if (c.d_model % c.heads != 0) {
+            throw ConfigError("config: d_model " + std::to_string(c.d_model) + " is not divisible by heads " +
+                              std::to_string(c.heads));
+        }
+        return c;
+    }
+
+private:
+    static long parse_long(const std::string& key, const std::string& value, long minimum) {
+        std::size_t used = 0;
+        long v = 0;
+        try {
+            v = std::stol(value, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != value.size()) {
+            throw ConfigError("config key '" + key + "': expected an integer, got '" + value + "'");
+        }
+        if (v < minimum) {
+            throw ConfigError("config key '" + key + "': " + value + " is below the minimum " + std::to_string(minimum));
+        }
+        return v;
+    }
+    static double parse_double(const std::string& key, const std::string& value, double lo, double hi) {
+        std::size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(value, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != value.size()) {
+            throw ConfigError("config key '" + key + "': expected a number, got '" + value + "'");
+        }
+        if (!(v >= lo && v <= hi)) {
+            throw ConfigError("config key '" + key + "': " + value + " is outside [" + std::to_string(lo) + ", " +
+                              std::to_string(hi) + "]");
+        }
+        return v;
+    }
+    static bool parse_bool(const std::string& key, const std::string& value) {
+        if (value == "1" || value == "true") return true;
+        if (value == "0" || value == "false") return false;
+        throw ConfigError("config key '" + key + "': expected true/false or 1/0, got '" + value + "'");
+    }
+};
+
+/// Reads `key = value` lines (blank lines and `#` comments ignored) on top of `base`.
+/// Errors name the file and line.
+inline PianoConfig read_config_file(const std::string& path, PianoConfig base = PianoConfig{}) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("cannot open config file " + path);
+    std::map<std::string, std::string> m;
+    std::string line;
+    long line_number = 0;
+    auto trim = [](std::string s) {
+        const auto b = s.find_first_not_of(" \t\r");
+        const auto e = s.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    while (std::getline(in, line)) {
+        ++line_number;
+        const std::string content = trim(line.substr(0, line.find('#')));
+        if (content.empty()) continue;
+        const auto eq = content.find('=');
+        if (eq == std::string::npos) {
+            throw ConfigError(path + ":" + std::to_string(line_number) + ": expected 'key = value', got '" + content + "'");
+        }
+        m[trim(content.substr(0, eq))] = trim(content.substr(eq + 1));
+    }
+    try {
+        return PianoConfig::from_map(m, base);
+    } catch (const ConfigError& e) {
+        throw ConfigError(path + ": " + e.what());
+    }
+}
+
+}  // namespace piano
