@@ -121,3 +121,29 @@ TEST_CASE("gradcheck catches a backward that assigns instead of accumulating", "
     CHECK_FALSE(result.ok);
     CHECK_THAT(result.message, Catch::Contains("analytic"));
 }
+
+TEST_CASE("a deep graph that is never backpropagated is freed without recursion", "[core]") {
+    Tensor<double> x(mat({{1.0}}), true);
+    Tensor<double> y = x;
+    for (int i = 0; i < 1000000; ++i) y = y + 0.0;
+    y = Tensor<double>();  // drops a 1M-node chain
+    CHECK_FALSE(y.defined());
+}
+
+TEST_CASE("scalars of another arithmetic type convert to the tensor's type", "[core]") {
+    Tensor<float> x(Matrix<float>::Constant(1, 1, 2.f));
+    CHECK((x * 2).item() == Approx(4.f));
+    CHECK((0.5 * x).item() == Approx(1.f));
+    CHECK((x - 1.0).item() == Approx(1.f));
+}
+
+TEST_CASE("a throwing backward leaves no stale intermediate gradients", "[core]") {
+    Tensor<double> x(mat({{0.0}}), true);
+    Tensor<double> y = Tensor<double>(mat({{1.0}})) / x;
+    Tensor<double> z = y * 2.0;
+    piano::set_anomaly_detection(true);
+    CHECK_THROWS_AS(z.backward(true), piano::AnomalyError);
+    piano::set_anomaly_detection(false);
+    CHECK_FALSE(y.has_grad());
+    CHECK_FALSE(z.has_grad());
+}

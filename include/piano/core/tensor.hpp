@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -42,8 +43,8 @@ inline bool& grad_mode_flag() {
     thread_local bool enabled = true;
     return enabled;
 }
-inline bool& anomaly_flag() {
-    static bool enabled = false;
+inline std::atomic<bool>& anomaly_flag() {
+    static std::atomic<bool> enabled{false};
     return enabled;
 }
 }  // namespace detail
@@ -81,10 +82,30 @@ struct Node {
     std::vector<std::shared_ptr<Node>> inputs;
     std::function<void(Node&)> backward_fn;  // empty for leaves
 
-    // Sparse-gradient bookkeeping for embedding tables: the rows a gather touched since
-    // the last zero_grad, so an optimizer can update only those. Rows may repeat.
+    // Sparse-gradient bookkeeping for embedding tables. When grad_is_row_sparse is true,
+    // every non-zero of grad lies in touched_rows (the rows gathers added into since the
+    // last zero_grad; rows may repeat), so an optimizer may update only those rows.
     bool grad_is_row_sparse = false;
     std::vector<Index> touched_rows;
+
+    Node() = default;
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    // Releasing a long chain node by node through shared_ptr destructors would recurse once
+    // per node and overflow the stack on deep graphs, so inputs that this node holds the
+    // last reference to are unlinked iteratively instead.
+    ~Node() {
+        std::vector<std::shared_ptr<Node>> pending = std::move(inputs);
+        while (!pending.empty()) {
+            std::shared_ptr<Node> n = std::move(pending.back());
+            pending.pop_back();
+            if (n && n.use_count() == 1) {
+                for (auto& in : n->inputs) pending.push_back(std::move(in));
+                n->inputs.clear();
+            }
+        }
+    }
 
     /// grad += g, allocating a zero gradient first if there is none. Throws ShapeError if
     /// g does not have the value's shape: a backward bug must never write out of bounds.
@@ -100,15 +121,31 @@ struct Node {
         } else {
             grad.noalias() += g;
         }
+        grad_is_row_sparse = false;
+    }
+
+    /// grad.row(rows[i]) += g.row(i) for every i: the backward of a gather. The gradient
+    /// stays row-sparse (every non-zero lies in touched_rows) unless a dense contribution
+    /// already arrived since the last zero_grad.
+    void accumulate_rows(const Matrix<T>& g, const std::vector<Index>& rows) {
+        const bool stays_sparse = !has_grad || grad_is_row_sparse;
+        if (!has_grad) {
+            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            has_grad = true;
+        }
+        for (std::size_t i = 0; i < rows.size(); ++i) grad.row(rows[i]) += g.row(static_cast<Index>(i));
+        grad_is_row_sparse = stays_sparse;
+        if (stays_sparse) touched_rows.insert(touched_rows.end(), rows.begin(), rows.end());
     }
 
     /// The gradient, allocating zeros if none has arrived: for backward code that adds
-    /// into a few rows or entries at a time.
+    /// into it directly. The caller may write anywhere, so the gradient counts as dense.
     Matrix<T>& grad_buffer() {
         if (!has_grad) {
             grad = Matrix<T>::Zero(value.rows(), value.cols());
             has_grad = true;
         }
+        grad_is_row_sparse = false;
         return grad;
     }
 };
@@ -197,7 +234,9 @@ public:
     /// The gradient, allocated as zeros if none has arrived yet.
     Matrix<T>& mutable_grad() { return checked().grad_buffer(); }
 
-    /// Forget the gradient (and the sparse-row record). Memory is kept for reuse.
+    /// Set the gradient to zero, clearing only the touched rows when it is row-sparse.
+    /// The memory is kept for reuse. An all-zero gradient is trivially row-sparse with no
+    /// touched rows, so the flag is set until a dense contribution arrives.
     void zero_grad() {
         auto& n = checked();
         if (n.has_grad) {
@@ -206,6 +245,7 @@ public:
             } else {
                 n.grad.setZero();
             }
+            n.grad_is_row_sparse = true;
         }
         n.touched_rows.clear();
     }
@@ -230,39 +270,52 @@ public:
             throw std::logic_error("backward: the tensor (" + root.op + ") does not require grad");
         }
         const std::vector<Node<T>*> order = topological_order(node_.get());
-        root.accumulate_grad(seed);
-        const bool anomaly = is_anomaly_detection_enabled();
-        // Reverse topological order: every consumer runs before the node it consumes.
-        for (auto it = order.rbegin(); it != order.rend(); ++it) {
-            Node<T>& n = **it;
-            if (!n.backward_fn || !n.has_grad) continue;
-            n.backward_fn(n);
-            if (anomaly) {
-                for (const auto& in : n.inputs) {
-                    if (in->has_grad && !detail::all_finite(in->grad)) {
-                        throw AnomalyError("anomaly: backward of " + n.op + " produced NaN or Inf in the gradient of " +
-                                           in->op + " " + shape_string(in->value.rows(), in->value.cols()));
-                    }
+        // Intermediate gradients are scratch: free them afterwards (also when a closure
+        // throws), so a retained graph can be walked again without double-counting.
+        // Leaves keep theirs.
+        auto release = [&order, retain_graph] {
+            for (Node<T>* n : order) {
+                if (!n->backward_fn) continue;
+                n->grad = Matrix<T>();
+                n->has_grad = false;
+                n->grad_is_row_sparse = false;
+                n->touched_rows.clear();
+                if (!retain_graph) {
+                    n->backward_fn = nullptr;
+                    n->inputs.clear();
                 }
             }
-        }
-        // Intermediate gradients are scratch: free them, so a retained graph can be walked
-        // again without double-counting. Leaves keep theirs.
-        for (Node<T>* n : order) {
-            if (!n->backward_fn) continue;
-            n->grad = Matrix<T>();
-            n->has_grad = false;
-            if (!retain_graph) {
-                n->backward_fn = nullptr;
-                n->inputs.clear();
+        };
+        try {
+            root.accumulate_grad(seed);
+            const bool anomaly = is_anomaly_detection_enabled();
+            // Reverse topological order: every consumer runs before the node it consumes.
+            for (auto it = order.rbegin(); it != order.rend(); ++it) {
+                Node<T>& n = **it;
+                if (!n.backward_fn || !n.has_grad) continue;
+                n.backward_fn(n);
+                if (anomaly) check_input_gradients(n);
             }
+        } catch (...) {
+            release();
+            throw;
         }
+        release();
     }
 
 private:
     Node<T>& checked() const {
         if (!node_) throw std::logic_error("piano::Tensor: use of an empty tensor handle");
         return *node_;
+    }
+
+    static void check_input_gradients(const Node<T>& n) {
+        for (const auto& in : n.inputs) {
+            if (in->has_grad && !detail::all_finite(in->grad)) {
+                throw AnomalyError("anomaly: backward of " + n.op + " produced NaN or Inf in the gradient of " +
+                                   in->op + " " + shape_string(in->value.rows(), in->value.cols()));
+            }
+        }
     }
 
     // Post-order DFS with an explicit stack, so graph depth is limited by memory, not by
@@ -316,10 +369,11 @@ Tensor<T> make_result(Matrix<T> value, const char* op, std::vector<std::shared_p
     return Tensor<T>(std::move(node));
 }
 
-/// Accumulate into input i only if it takes part in differentiation.
+/// Every op's first check: a non-empty handle. The message names the op, which the
+/// handle's own check cannot do.
 template <typename T>
-bool wants_grad(const Node<T>& self, std::size_t i) {
-    return self.inputs[i]->requires_grad;
+void require_defined(const Tensor<T>& x, const char* op) {
+    if (!x.defined()) throw std::logic_error(std::string(op) + ": the input is an empty tensor handle");
 }
 
 [[noreturn]] inline void throw_shape(const std::string& op, const std::string& what, Index r1, Index c1, Index r2,

@@ -111,22 +111,26 @@ Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); 
 template <typename T>
 Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
 
-// Scalars on either side become 1x1 constants and broadcast.
+// Scalars on either side become 1x1 constants and broadcast. The scalar's type is not
+// deduced (ScalarOf), so `x * 2` and `x_float * 0.5` convert to the tensor's type.
 template <typename T>
-Tensor<T> operator+(const Tensor<T>& a, T s) { return add(a, Tensor<T>::scalar(s)); }
+using ScalarOf = typename Tensor<T>::Scalar;
+
 template <typename T>
-Tensor<T> operator+(T s, const Tensor<T>& a) { return add(Tensor<T>::scalar(s), a); }
+Tensor<T> operator+(const Tensor<T>& a, ScalarOf<T> s) { return add(a, Tensor<T>::scalar(s)); }
 template <typename T>
-Tensor<T> operator-(const Tensor<T>& a, T s) { return sub(a, Tensor<T>::scalar(s)); }
+Tensor<T> operator+(ScalarOf<T> s, const Tensor<T>& a) { return add(Tensor<T>::scalar(s), a); }
 template <typename T>
-Tensor<T> operator-(T s, const Tensor<T>& a) { return sub(Tensor<T>::scalar(s), a); }
+Tensor<T> operator-(const Tensor<T>& a, ScalarOf<T> s) { return sub(a, Tensor<T>::scalar(s)); }
 template <typename T>
-Tensor<T> operator*(const Tensor<T>& a, T s) { return mul(a, Tensor<T>::scalar(s)); }
+Tensor<T> operator-(ScalarOf<T> s, const Tensor<T>& a) { return sub(Tensor<T>::scalar(s), a); }
 template <typename T>
-Tensor<T> operator*(T s, const Tensor<T>& a) { return mul(Tensor<T>::scalar(s), a); }
+Tensor<T> operator*(const Tensor<T>& a, ScalarOf<T> s) { return mul(a, Tensor<T>::scalar(s)); }
 template <typename T>
-Tensor<T> operator/(const Tensor<T>& a, T s) { return div(a, Tensor<T>::scalar(s)); }
+Tensor<T> operator*(ScalarOf<T> s, const Tensor<T>& a) { return mul(Tensor<T>::scalar(s), a); }
 template <typename T>
-Tensor<T> operator/(T s, const Tensor<T>& a) { return div(Tensor<T>::scalar(s), a); }
+Tensor<T> operator/(const Tensor<T>& a, ScalarOf<T> s) { return div(a, Tensor<T>::scalar(s)); }
+template <typename T>
+Tensor<T> operator/(ScalarOf<T> s, const Tensor<T>& a) { return div(Tensor<T>::scalar(s), a); }
 
 }  // namespace piano

@@ -1,0 +1,203 @@
+// piano/ops/indexing.hpp: picking, stacking, cutting and reshaping rows and columns.
+//
+// These ops move numbers around without arithmetic, so each backward is the reverse move:
+// a gather's backward scatters (adding where a row was picked twice), a concat's backward
+// cuts the gradient back into the parts, a slice's backward adds into the slice's place.
+//
+// Errors: a bad shape, an index outside the table, or a slice past the end throws
+// ShapeError (also for bad ids, so callers catch one family) whose message names the op,
+// the bad value and the valid range.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "piano/core/tensor.hpp"
+
+namespace piano {
+
+namespace detail {
+
+/// ShapeError unless every id names a row of a [rows, cols] table.
+inline void check_row_ids(const char* op, const std::vector<Index>& ids, Index rows, Index cols) {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] < 0 || ids[i] >= rows) {
+            throw ShapeError(std::string(op) + ": index " + std::to_string(ids[i]) + " (position " + std::to_string(i) +
+                             ") is outside the valid rows [0," + std::to_string(rows) + ") of " +
+                             shape_string(rows, cols));
+        }
+    }
+}
+
+/// ShapeError unless [begin, begin + count) lies inside [0, extent). `axis` is "rows" or
+/// "cols". Written as count > extent - begin so that huge values cannot overflow.
+inline void check_slice(const char* op, const char* axis, Index begin, Index count, Index extent, Index rows,
+                        Index cols) {
+    if (begin < 0 || count < 0 || begin > extent || count > extent - begin) {
+        throw ShapeError(std::string(op) + ": begin " + std::to_string(begin) + " and count " + std::to_string(count) +
+                         " do not fit in the valid " + axis + " [0," + std::to_string(extent) + ") of " +
+                         shape_string(rows, cols));
+    }
+}
+
+/// The rows of `x` named by `ids`, in order: out.row(i) = x.row(ids[i]).
+template <typename T>
+Matrix<T> gather(const Matrix<T>& x, const std::vector<Index>& ids) {
+    Matrix<T> out(static_cast<Index>(ids.size()), x.cols());
+    for (std::size_t i = 0; i < ids.size(); ++i) out.row(static_cast<Index>(i)) = x.row(ids[i]);
+    return out;
+}
+
+/// The scatter-add that undoes gather: dx.row(ids[i]) += g.row(i). A row picked k times
+/// receives the sum of its k gradient rows.
+template <typename T>
+void scatter_add(Matrix<T>& dx, const Matrix<T>& g, const std::vector<Index>& ids) {
+    for (std::size_t i = 0; i < ids.size(); ++i) dx.row(ids[i]) += g.row(static_cast<Index>(i));
+}
+
+}  // namespace detail
+
+/// out.row(i) = x.row(rows[i]). Shapes: x [R,C], rows has N entries in [0,R) (repeats
+/// allowed) -> [N,C]. Backward scatters: dx.row(rows[i]) += G.row(i), into a dense gradient.
+template <typename T>
+Tensor<T> gather_rows(const Tensor<T>& x, const std::vector<Index>& rows) {
+    detail::check_row_ids("gather_rows", rows, x.rows(), x.cols());
+    return detail::make_result<T>(detail::gather(x.value(), rows), "gather_rows", {x.node()},
+                                  [rows](Node<T>& self) {
+                                      // gather_rows([R,C], N rows) -> [N,C]
+                                      Node<T>& nx = *self.inputs[0];
+                                      if (nx.requires_grad) detail::scatter_add(nx.grad_buffer(), self.grad, rows);
+                                  });
+}
+
+/// Embedding lookup: out.row(i) = table.row(ids[i]). Shapes: table [V,D], ids has N entries
+/// in [0,V) -> [N,D]. The forward is gather_rows; the difference is the backward. A table
+/// has many rows (V ~ 1e5) and a batch touches few, so the backward marks the table's
+/// gradient as row-sparse and records the ids it added into (Node::touched_rows, repeats
+/// kept). Optimizers then update, and Tensor::zero_grad clears, only those rows instead of
+/// sweeping all V. The buffer itself is still [V,D], allocated as zeros once.
+template <typename T>
+Tensor<T> embedding(const Tensor<T>& table, const std::vector<Index>& ids) {
+    detail::check_row_ids("embedding", ids, table.rows(), table.cols());
+    return detail::make_result<T>(detail::gather(table.value(), ids), "embedding", {table.node()},
+                                  [ids](Node<T>& self) {
+                                      // embedding([V,D], N ids) -> [N,D]; dTable.row(ids[i]) += G.row(i)
+                                      Node<T>& nt = *self.inputs[0];
+                                      if (!nt.requires_grad) return;
+                                      nt.accumulate_rows(self.grad, ids);
+                                  });
+}
+
+/// The parts stacked vertically. Shapes: parts[k] is [R_k, C], all with the same C ->
+/// [ΣR_k, C]. Backward: part k receives the rows of G where it was placed. A part listed
+/// twice receives both slices.
+template <typename T>
+Tensor<T> concat_rows(const std::vector<Tensor<T>>& parts) {
+    if (parts.empty()) throw ShapeError("concat_rows: the list of parts is empty");
+    const Index cols = parts[0].cols();
+    Index rows = 0;
+    std::vector<std::shared_ptr<Node<T>>> inputs;
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+        if (parts[k].cols() != cols) {
+            detail::throw_shape("concat_rows", "part " + std::to_string(k) + " has a different column count than part 0:",
+                                parts[k].rows(), parts[k].cols(), parts[0].rows(), cols);
+        }
+        rows += parts[k].rows();
+        inputs.push_back(parts[k].node());
+    }
+    Matrix<T> out(rows, cols);
+    Index at = 0;
+    for (const auto& p : parts) {
+        out.middleRows(at, p.rows()) = p.value();
+        at += p.rows();
+    }
+    return detail::make_result<T>(std::move(out), "concat_rows", std::move(inputs), [](Node<T>& self) {
+        // concat_rows([R_0,C], ..., [R_k,C]) -> [ΣR,C]; part k gets G.middleRows(its first row, R_k)
+        Index at = 0;
+        for (const auto& in : self.inputs) {
+            const Index r = in->value.rows();
+            if (in->requires_grad) in->accumulate_grad(self.grad.middleRows(at, r));
+            at += r;
+        }
+    });
+}
+
+/// The parts side by side. Shapes: parts[k] is [R, C_k], all with the same R -> [R, ΣC_k].
+/// Backward: part k receives the columns of G where it was placed.
+template <typename T>
+Tensor<T> concat_cols(const std::vector<Tensor<T>>& parts) {
+    if (parts.empty()) throw ShapeError("concat_cols: the list of parts is empty");
+    const Index rows = parts[0].rows();
+    Index cols = 0;
+    std::vector<std::shared_ptr<Node<T>>> inputs;
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+        if (parts[k].rows() != rows) {
+            detail::throw_shape("concat_cols", "part " + std::to_string(k) + " has a different row count than part 0:",
+                                parts[k].rows(), parts[k].cols(), rows, parts[0].cols());
+        }
+        cols += parts[k].cols();
+        inputs.push_back(parts[k].node());
+    }
+    Matrix<T> out(rows, cols);
+    Index at = 0;
+    for (const auto& p : parts) {
+        out.middleCols(at, p.cols()) = p.value();
+        at += p.cols();
+    }
+    return detail::make_result<T>(std::move(out), "concat_cols", std::move(inputs), [](Node<T>& self) {
+        // concat_cols([R,C_0], ..., [R,C_k]) -> [R,ΣC]; part k gets G.middleCols(its first column, C_k)
+        Index at = 0;
+        for (const auto& in : self.inputs) {
+            const Index c = in->value.cols();
+            if (in->requires_grad) in->accumulate_grad(self.grad.middleCols(at, c));
+            at += c;
+        }
+    });
+}
+
+/// Rows [begin, begin + count) of x. Shapes: x [R,C] -> [count, C]; needs
+/// 0 <= begin, 0 <= count, begin + count <= R. Backward: dx.middleRows(begin, count) += G.
+template <typename T>
+Tensor<T> slice_rows(const Tensor<T>& x, Index begin, Index count) {
+    detail::check_slice("slice_rows", "rows", begin, count, x.rows(), x.rows(), x.cols());
+    Matrix<T> out = x.value().middleRows(begin, count);
+    return detail::make_result<T>(std::move(out), "slice_rows", {x.node()}, [begin, count](Node<T>& self) {
+        // slice_rows([R,C], begin, count) -> [count,C]
+        Node<T>& nx = *self.inputs[0];
+        if (nx.requires_grad) nx.grad_buffer().middleRows(begin, count) += self.grad;
+    });
+}
+
+/// Columns [begin, begin + count) of x. Shapes: x [R,C] -> [R, count]; needs
+/// 0 <= begin, 0 <= count, begin + count <= C. Backward: dx.middleCols(begin, count) += G.
+template <typename T>
+Tensor<T> slice_cols(const Tensor<T>& x, Index begin, Index count) {
+    detail::check_slice("slice_cols", "cols", begin, count, x.cols(), x.rows(), x.cols());
+    Matrix<T> out = x.value().middleCols(begin, count);
+    return detail::make_result<T>(std::move(out), "slice_cols", {x.node()}, [begin, count](Node<T>& self) {
+        // slice_cols([R,C], begin, count) -> [R,count]
+        Node<T>& nx = *self.inputs[0];
+        if (nx.requires_grad) nx.grad_buffer().middleCols(begin, count) += self.grad;
+    });
+}
+
+/// The same numbers read as [rows, cols]: entry k of the row-major storage stays entry k.
+/// So [2,3] -> [3,2] turns rows (a b c)(d e f) into (a b)(c d)(e f), not a transpose.
+/// Needs rows, cols >= 0 and rows * cols == x.size(). Backward: G read back as x's shape.
+template <typename T>
+Tensor<T> reshape(const Tensor<T>& x, Index rows, Index cols) {
+    if (rows < 0 || cols < 0 || rows * cols != x.size()) {
+        throw ShapeError("reshape: cannot read x " + x.shape() + " (" + std::to_string(x.size()) + " entries) as " +
+                         shape_string(rows, cols) + "; the shape must be non-negative with the same number of entries");
+    }
+    Matrix<T> out = Eigen::Map<const Matrix<T>>(x.value().data(), rows, cols);
+    return detail::make_result<T>(std::move(out), "reshape", {x.node()}, [](Node<T>& self) {
+        // reshape([R,C], r, c) -> [r,c], r*c == R*C; both row-major, so G's storage is dx's storage
+        Node<T>& nx = *self.inputs[0];
+        if (nx.requires_grad) {
+            nx.accumulate_grad(Eigen::Map<const Matrix<T>>(self.grad.data(), nx.value.rows(), nx.value.cols()));
+        }
+    });
+}
+
+}  // namespace piano
