@@ -12,6 +12,7 @@
 // Use it for every new op, layer or loss: see docs/ops.md and the tutorial's chapter 2.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -28,6 +29,10 @@ struct GradCheckOptions {
     double abs_tolerance = 1e-6;    // |analytic - numeric| <= abs + rel * max(|a|, |n|)
     double rel_tolerance = 1e-5;
     unsigned seed = 12345;          // for the upstream gradient and the pre-filled buffers
+    // Check at most this many entries per input (a seeded random sample; 0 = all). Whole
+    // models have tens of thousands of parameters: a sample keeps the check fast while
+    // still visiting every tensor.
+    Index max_entries_per_input = 0;
 };
 
 struct GradCheckResult {
@@ -89,7 +94,13 @@ GradCheckResult check_gradients(F&& f, std::vector<Tensor<double>> inputs, const
         const Matrix<double> analytic =
             inputs[i].has_grad() ? Matrix<double>((inputs[i].grad() - prefill[i]) / 2.0)
                                  : Matrix<double>(Matrix<double>::Zero(x.rows(), x.cols()));
-        for (Index k = 0; k < x.size(); ++k) {
+        std::vector<Index> entries(static_cast<std::size_t>(x.size()));
+        for (Index k = 0; k < x.size(); ++k) entries[static_cast<std::size_t>(k)] = k;
+        if (options.max_entries_per_input > 0 && x.size() > options.max_entries_per_input) {
+            std::shuffle(entries.begin(), entries.end(), rng);
+            entries.resize(static_cast<std::size_t>(options.max_entries_per_input));
+        }
+        for (Index k : entries) {
             const double saved = x.data()[k];
             x.data()[k] = saved + options.step;
             const double plus = objective();

@@ -106,7 +106,8 @@ struct PianoConfig {
 
     /// Starts from `base` and overrides every key present in `m`. Throws ConfigError for an
     /// unknown key or a value that does not parse or is out of range.
-    static PianoConfig from_map(const std::map<std::string, std::string>& m, PianoConfig base = PianoConfig{}) {
+    static PianoConfig from_map(const std::map<std::string, std::string>& m) { return from_map(m, PianoConfig{}); }
+    static PianoConfig from_map(const std::map<std::string, std::string>& m, const PianoConfig& base) {
         PianoConfig c = base;
         for (const auto& [key, value] : m) {
             if (key == "d_model") c.d_model = parse_long(key, value, 1);

@@ -1,0 +1,136 @@
+// piano/model/losses.hpp: the multi-task loss, every term from logits.
+//
+// With a = ctr_logit, b = cvr_logit (per candidate) and y = click, y' = click ∧ conv:
+//   L_ctr      = mean_i BCE(σ(a_i), y_i)
+//   L_ctcvr    = mean_i BCE(σ(a_i)σ(b_i), y'_i)        (ESMM: over all candidates, so the
+//                CVR head learns without the sample-selection bias of clicked-only data)
+//   L_list     = mean_b BCE(σ(list_ctr_b), any click) + BCE(σ(list_cvr_b), any conv)
+//   L_listwise = mean over lists with a click of  -Σ_i (y_i / Σ_j y_j) log softmax_i(a)
+// Total: Σ_k w_k L_k (fixed weights), or Σ_k exp(-s_k) L_k + s_k with learned s_k
+// (uncertainty weighting). A term is present only when the model predicts what it needs.
+//
+// The product probability never goes through log(σ(a)σ(b)) naively:
+//   log pCTCVR     = log σ(a) + log σ(b)
+//   log(1-pCTCVR)  = log(1 + e^a + e^b) - softplus(a) - softplus(b)
+// because 1 - σ(a)σ(b) = (1 + e^a + e^b) / ((1 + e^a)(1 + e^b)); and
+// log(1 + e^a + e^b) = logsumexp(a, b, 0) = -log_softmax([a, b, 0])_3.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "piano/data/batch.hpp"
+#include "piano/model/reranker.hpp"
+#include "piano/ops/elementwise.hpp"
+#include "piano/ops/indexing.hpp"
+#include "piano/ops/loss.hpp"
+#include "piano/ops/reduce.hpp"
+#include "piano/ops/segment.hpp"
+#include "piano/ops/softmax.hpp"
+#include "piano/ops/unary.hpp"
+
+namespace piano {
+
+/// The loss of one batch: the total to backpropagate and each term's value (NaN when
+/// the term is absent), for logs and for naming the term that went non-finite.
+template <typename T>
+struct LossBreakdown {
+    Tensor<T> total;  // [1,1]
+    static constexpr int kTerms = 4;
+    static constexpr const char* kNames[kTerms] = {"ctr", "ctcvr", "list", "listwise"};
+    double terms[kTerms] = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
+                            std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+};
+
+/// BCE(σ(a)σ(b), y) per entry, from logits (see the top of this header). a, b [N,1] -> [N,1].
+template <typename T>
+Tensor<T> product_bce_with_logits(const Tensor<T>& a, const Tensor<T>& b, const Matrix<T>& y) {
+    const Tensor<T> log_p = log_sigmoid(a) + log_sigmoid(b);
+    const Tensor<T> zero = Tensor<T>::zeros(a.rows(), 1);
+    const Tensor<T> log_1p_ea_eb = neg(slice_cols(log_softmax(concat_cols<T>({a, b, zero})), 2, 1));
+    const Tensor<T> log_not_p = log_1p_ea_eb - softplus(a) - softplus(b);
+    const Tensor<T> yt(y), not_y(Matrix<T>((Matrix<T>::Ones(y.rows(), 1) - y)));
+    return neg(yt * log_p + not_y * log_not_p);
+}
+
+/// Softmax cross-entropy of each list's logits against its click distribution, averaged
+/// over lists with at least one click (lists without a click carry no listwise signal).
+template <typename T>
+Tensor<T> listwise_softmax_loss(const Tensor<T>& logits, const std::vector<int>& click, const std::vector<Index>& offsets) {
+    const std::size_t B = offsets.size() - 1;
+    // log softmax within each list: a_i - logsumexp(list). The per-list max m is subtracted
+    // before exp for stability; it is a constant, so it changes no gradient.
+    Matrix<T> list_max(static_cast<Index>(B), 1);
+    Matrix<T> target(logits.rows(), 1);
+    Index lists_with_click = 0;
+    for (std::size_t b = 0; b < B; ++b) {
+        const Index begin = offsets[b], end = offsets[b + 1];
+        list_max(static_cast<Index>(b), 0) = logits.value().block(begin, 0, end - begin, 1).maxCoeff();
+        double clicks = 0;
+        for (Index i = begin; i < end; ++i) clicks += click[static_cast<std::size_t>(i)];
+        for (Index i = begin; i < end; ++i) {
+            target(i, 0) = clicks > 0 ? static_cast<T>(click[static_cast<std::size_t>(i)] / clicks) : T(0);
+        }
+        lists_with_click += clicks > 0;
+    }
+    if (lists_with_click == 0) return Tensor<T>::zeros(1, 1);
+    const Tensor<T> m(std::move(list_max));
+    const Tensor<T> shifted = logits - repeat_segments(m, offsets);
+    const Tensor<T> log_sum = log(segment_sum(exp(shifted), offsets));  // [B,1]
+    const Tensor<T> log_softmax_in_list = shifted - repeat_segments(log_sum, offsets);
+    return neg(sum(Tensor<T>(std::move(target)) * log_softmax_in_list)) / static_cast<T>(lists_with_click);
+}
+
+/// The weighted multi-task loss of `out` on `batch` (see the top of this header).
+/// `log_vars` is the model's [1,4] uncertainty parameter, or undefined for fixed weights.
+template <typename T>
+LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& batch, const PianoConfig& config,
+                                 const Tensor<T>& log_vars) {
+    const Index n = batch.num_candidates();
+    const Index B = batch.size();
+    Matrix<T> click(n, 1), click_and_conv(n, 1), list_click = Matrix<T>::Zero(B, 1), list_conv = Matrix<T>::Zero(B, 1);
+    for (Index b = 0; b < B; ++b) {
+        for (Index i = batch.cand_offsets[b]; i < batch.cand_offsets[b + 1]; ++i) {
+            const auto s = static_cast<std::size_t>(i);
+            click(i, 0) = static_cast<T>(batch.click[s]);
+            click_and_conv(i, 0) = static_cast<T>(batch.click[s] && batch.conv[s]);
+            list_click(b, 0) = std::max(list_click(b, 0), click(i, 0));
+            list_conv(b, 0) = std::max(list_conv(b, 0), click_and_conv(i, 0));
+        }
+    }
+
+    Tensor<T> term[LossBreakdown<T>::kTerms];
+    const double fixed_weight[LossBreakdown<T>::kTerms] = {config.weight_ctr, config.weight_ctcvr, config.weight_list,
+                                                           config.weight_listwise};
+    if (config.weight_ctr > 0) term[0] = binary_cross_entropy_with_logits(out.ctr_logit, click);
+    if (out.cvr_logit.defined()) term[1] = mean(product_bce_with_logits(out.ctr_logit, out.cvr_logit, click_and_conv));
+    if (out.list_ctr_logit.defined() && config.list_loss) {
+        term[2] = binary_cross_entropy_with_logits(out.list_ctr_logit, list_click) +
+                  binary_cross_entropy_with_logits(out.list_cvr_logit, list_conv);
+    }
+    if (config.listwise_loss) term[3] = listwise_softmax_loss(out.ctr_logit, batch.click, batch.cand_offsets);
+
+    LossBreakdown<T> result;
+    for (int k = 0; k < LossBreakdown<T>::kTerms; ++k) {
+        if (!term[k].defined()) continue;
+        result.terms[k] = static_cast<double>(term[k].item());
+        Tensor<T> weighted;
+        if (log_vars.defined()) {
+            // exp(-s_k) L_k + s_k: a noisier term learns a larger s_k and so a smaller weight.
+            const Tensor<T> s = slice_cols(log_vars, k, 1);
+            weighted = exp(neg(s)) * term[k] + s;
+        } else {
+            weighted = term[k] * static_cast<T>(fixed_weight[k]);
+        }
+        result.total = result.total.defined() ? result.total + weighted : weighted;
+    }
+    if (!result.total.defined()) {
+        throw std::invalid_argument("multi_task_loss: no loss term is active (check the loss weights in the config)");
+    }
+    return result;
+}
+
+}  // namespace piano
