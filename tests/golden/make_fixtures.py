@@ -3,7 +3,7 @@
 
 Needs Debian's python3-torch (CI does not run this; the fixtures are committed):
     apt-get install python3-torch libopenblas0-pthread
-    python3 tests/golden/make_fixtures.py
+    /usr/bin/python3 tests/golden/make_fixtures.py   # Debian's python3 (has torch)
 Each golden_*.py module beside this file writes its own fixtures.
 """
 import importlib

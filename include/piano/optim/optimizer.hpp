@@ -6,11 +6,15 @@
 // a different order, and a mismatch can be reported by name.
 #pragma once
 
+#include <algorithm>
 #include <map>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -59,5 +63,100 @@ protected:
     double learning_rate_;
     long step_ = 0;
 };
+
+// The state plumbing every optimizer shares: checking parameter names, and saving and
+// loading per-name state slots.
+namespace detail {
+
+/// std::invalid_argument unless every parameter is a defined tensor with a non-empty name
+/// used once: state is keyed by name, so two parameters under one name could not be told
+/// apart in a checkpoint.
+template <typename T>
+void check_optimizer_parameters(const std::string& optimizer,
+                                const std::vector<std::pair<std::string, Tensor<T>>>& parameters) {
+    std::set<std::string> seen;
+    for (const auto& [name, p] : parameters) {
+        if (name.empty()) throw std::invalid_argument(optimizer + ": a parameter has an empty name");
+        if (!p.defined()) throw std::invalid_argument(optimizer + ": parameter '" + name + "' is an empty tensor handle");
+        if (!seen.insert(name).second) {
+            throw std::invalid_argument(optimizer + ": parameter name '" + name + "' is given twice");
+        }
+    }
+}
+
+/// For each parameter, one zero matrix of its shape per slot name.
+template <typename T>
+std::vector<std::vector<Matrix<T>>> zero_slots(const std::vector<std::pair<std::string, Tensor<T>>>& parameters,
+                                               std::size_t slot_count) {
+    std::vector<std::vector<Matrix<T>>> slots;
+    slots.reserve(parameters.size());
+    for (const auto& [name, p] : parameters) {
+        slots.emplace_back(slot_count, Matrix<T>::Zero(p.rows(), p.cols()));
+    }
+    return slots;
+}
+
+/// The checkpoint form of per-parameter slots (slots[i] belongs to parameters[i]).
+template <typename T>
+OptimizerState<T> export_slots(long step, const std::vector<std::pair<std::string, Tensor<T>>>& parameters,
+                               const std::vector<std::vector<Matrix<T>>>& slots) {
+    OptimizerState<T> state;
+    state.step = step;
+    for (std::size_t i = 0; i < parameters.size(); ++i) state.slots[parameters[i].first] = slots[i];
+    return state;
+}
+
+/// The slots in `state`, reordered to match `parameters`, after checking all of it: every
+/// parameter has exactly the named slots, each of the parameter's shape, and no other name
+/// appears. Throws CheckpointError naming the optimizer, the parameter and the slot.
+/// Nothing is returned half-checked, so a failed load leaves the optimizer as it was.
+template <typename T>
+std::vector<std::vector<Matrix<T>>> import_slots(const std::string& optimizer, const std::vector<std::string>& slot_names,
+                                                 const std::vector<std::pair<std::string, Tensor<T>>>& parameters,
+                                                 const OptimizerState<T>& state) {
+    const std::string where = optimizer + " load_state: ";
+    if (state.step < 0) throw CheckpointError(where + "step count " + std::to_string(state.step) + " is negative");
+    std::string expected;
+    for (const auto& s : slot_names) expected += (expected.empty() ? "" : ", ") + s;
+
+    std::set<std::string> known;
+    std::vector<std::vector<Matrix<T>>> slots;
+    slots.reserve(parameters.size());
+    for (const auto& [name, p] : parameters) {
+        known.insert(name);
+        const auto it = state.slots.find(name);
+        if (it == state.slots.end()) throw CheckpointError(where + "no state for parameter '" + name + "'");
+        const auto& found = it->second;
+        if (found.size() != slot_names.size()) {
+            throw CheckpointError(where + "parameter '" + name + "' has " + std::to_string(found.size()) +
+                                  " state slots, expected " + std::to_string(slot_names.size()) + " (" + expected +
+                                  ")");
+        }
+        for (std::size_t k = 0; k < found.size(); ++k) {
+            if (found[k].rows() != p.rows() || found[k].cols() != p.cols()) {
+                throw CheckpointError(where + "parameter '" + name + "' slot " + slot_names[k] + " is " +
+                                      shape_string(found[k].rows(), found[k].cols()) + ", the parameter is " +
+                                      p.shape());
+            }
+        }
+        slots.push_back(found);
+    }
+    for (const auto& [name, unused] : state.slots) {
+        if (!known.count(name)) {
+            throw CheckpointError(where + "state for '" + name + "', which is not a parameter of this optimizer");
+        }
+    }
+    return slots;
+}
+
+/// The distinct rows of a row-sparse gradient, ascending. An embedding lists a row once per
+/// lookup, but its gradient row already holds the sum, so each row must be used only once.
+inline std::vector<Index> distinct_rows(std::vector<Index> rows) {
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    return rows;
+}
+
+}  // namespace detail
 
 }  // namespace piano

@@ -1,0 +1,176 @@
+// piano/optim/adam.hpp: Adam (Kingma & Ba) with L2 weight decay, and AdamW (Loshchilov &
+// Hutter) with decoupled weight decay, computing what torch.optim.Adam / AdamW compute.
+//
+// Step t (t = 1 on the first step), for each parameter p with gradient g, elementwise:
+//   Adam:  g = g + lambda p                      (L2: the decay goes through the moments)
+//   AdamW: p = p (1 - lr lambda)                 (decoupled: the decay bypasses them)
+//   m = b1 m + (1 - b1) g                        ("exp_avg", starts at 0)
+//   v = b2 v + (1 - b2) g^2                      ("exp_avg_sq", starts at 0)
+//   p = p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// The bias corrections undo the zero start: after t steps of a constant g, m = (1 - b1^t) g.
+// eps is added after the second moment is bias-corrected, as in PyTorch (the original paper
+// writes the same thing as m_hat / (sqrt(v_hat) + eps)).
+//
+// t is the optimizer's step count, shared by all parameters. PyTorch counts steps per
+// parameter, skipping steps where it had no gradient; the two agree whenever every
+// parameter receives a gradient at every step.
+//
+// Sparse (embedding) gradients, SparseMode:
+//   dense (default): every row is updated from the full gradient, exactly as PyTorch's Adam.
+//     A row no lookup touched has g = 0, yet its moments still decay (m *= b1, v *= b2), its
+//     value still moves by the remaining momentum, and weight decay still shrinks it.
+//   lazy: for a parameter whose gradient is row-sparse (Node::grad_is_row_sparse, set by
+//     embedding()), only the distinct touched rows are updated, with the formulas above, as
+//     PyTorch's SparseAdam does. How it differs from dense:
+//     - untouched rows keep value, m and v bit for bit: their moments do not decay while the
+//       row is unused, and weight decay (either kind) is applied to touched rows only;
+//     - the bias correction still uses the global step t, not a per-row count. A row first
+//       touched at a late step t has m = (1 - b1) g, v = (1 - b2) g^2 but is corrected by
+//       1 - b1^t ~ 1 and 1 - b2^t ~ 1, so it moves by about lr (1 - b1) / sqrt(1 - b2), about
+//       3.2 lr for the default betas, where dense Adam's first step on a row moves by lr;
+//     - a row touched at every step from step 1 on follows dense Adam exactly; in particular
+//       the first step of lazy and dense Adam agree on every touched row.
+//     Unlike SparseAdam, eps is placed as in Adam above (SparseAdam adds eps to sqrt(v)
+//     before the correction) and weight decay is allowed, so touched rows match dense Adam.
+//     Parameters with a dense gradient are updated densely in either mode. zero_grad leaves
+//     a gradient row-sparse with no touched rows until a contribution arrives, so in lazy
+//     mode a parameter that took no part in the step's loss is left alone entirely, where
+//     dense mode updates it with g = 0. Cost per step: O(touched rows x D) instead of
+//     O(V x D) for a [V,D] table.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "piano/core/error.hpp"
+#include "piano/core/tensor.hpp"
+#include "piano/optim/optimizer.hpp"
+
+namespace piano {
+
+/// How Adam treats a row-sparse gradient: see the top of this header.
+enum class SparseMode { dense, lazy };
+
+struct AdamOptions {
+    double learning_rate = 1e-3;  // lr >= 0
+    double beta1 = 0.9;           // b1 in [0, 1)
+    double beta2 = 0.999;         // b2 in [0, 1)
+    double eps = 1e-8;            // >= 0
+    double weight_decay = 0.0;    // lambda >= 0; L2 for Adam, decoupled for AdamW (PyTorch's AdamW default is 0.01)
+    SparseMode sparse_mode = SparseMode::dense;
+};
+
+/// Adam with L2 weight decay (the update at the top of this header).
+/// Requires: options in range (ConfigError otherwise), names unique (std::invalid_argument).
+/// Ensures: parameters without a gradient are left alone, moments included.
+/// State: slots "exp_avg" (m) and "exp_avg_sq" (v) per parameter, in that order.
+template <typename T>
+class Adam : public Optimizer<T> {
+public:
+    using typename Optimizer<T>::NamedParameter;
+
+    Adam(std::vector<NamedParameter> parameters, const AdamOptions& options)
+        : Adam(std::move(parameters), options, false) {}
+
+    void step() override {
+        NoGradGuard no_grad;
+        const double t = static_cast<double>(this->step_ + 1);
+        const double lr = this->learning_rate_;
+        Coefficients c;
+        c.beta1 = static_cast<T>(options_.beta1);
+        c.beta2 = static_cast<T>(options_.beta2);
+        c.one_minus_beta1 = static_cast<T>(1 - options_.beta1);
+        c.one_minus_beta2 = static_cast<T>(1 - options_.beta2);
+        c.l2 = static_cast<T>(decoupled_ ? 0.0 : options_.weight_decay);
+        c.keep = static_cast<T>(decoupled_ ? 1 - lr * options_.weight_decay : 1.0);
+        c.step_size = static_cast<T>(lr / (1 - std::pow(options_.beta1, t)));
+        c.correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(options_.beta2, t)));
+        c.eps = static_cast<T>(options_.eps);
+
+        for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
+            Tensor<T>& p = this->parameters_[i].second;
+            if (!p.has_grad()) continue;
+            const Node<T>& node = *p.node();
+            if (options_.sparse_mode == SparseMode::lazy && node.grad_is_row_sparse) {
+                for (Index r : detail::distinct_rows(node.touched_rows)) update_rows(i, r, 1, c);
+            } else {
+                update_rows(i, 0, p.rows(), c);
+            }
+        }
+        ++this->step_;
+    }
+
+    std::string name() const override { return decoupled_ ? "adamw" : "adam"; }
+
+    OptimizerState<T> state() const override { return detail::export_slots(this->step_, this->parameters_, slots_); }
+
+    void load_state(const OptimizerState<T>& state) override {
+        slots_ = detail::import_slots(name(), slot_names(), this->parameters_, state);
+        this->step_ = state.step;
+    }
+
+    const AdamOptions& options() const { return options_; }
+
+    /// The slots state() stores per parameter, in order.
+    static std::vector<std::string> slot_names() { return {"exp_avg", "exp_avg_sq"}; }
+
+protected:
+    Adam(std::vector<NamedParameter> parameters, const AdamOptions& options, bool decoupled)
+        : Optimizer<T>(std::move(parameters), options.learning_rate), options_(options), decoupled_(decoupled) {
+        const std::string who = name();
+        if (!(options.learning_rate >= 0)) throw ConfigError(who + ": learning_rate must be >= 0");
+        if (!(options.beta1 >= 0 && options.beta1 < 1)) throw ConfigError(who + ": beta1 must be in [0, 1)");
+        if (!(options.beta2 >= 0 && options.beta2 < 1)) throw ConfigError(who + ": beta2 must be in [0, 1)");
+        if (!(options.eps >= 0)) throw ConfigError(who + ": eps must be >= 0");
+        if (!(options.weight_decay >= 0)) throw ConfigError(who + ": weight_decay must be >= 0");
+        detail::check_optimizer_parameters(who, this->parameters_);
+        slots_ = detail::zero_slots(this->parameters_, slot_names().size());
+    }
+
+private:
+    // The step's scalars, computed once in double and rounded to T.
+    struct Coefficients {
+        T beta1, beta2, one_minus_beta1, one_minus_beta2;
+        T l2;                // lambda for Adam, 0 for AdamW
+        T keep;              // 1 - lr lambda for AdamW, 1 for Adam
+        T step_size;         // lr / (1 - b1^t)
+        T correction2_sqrt;  // sqrt(1 - b2^t)
+        T eps;
+    };
+
+    // The update of rows [begin, begin + count) of parameter i. Dense mode passes all rows,
+    // lazy mode one touched row at a time; the arithmetic is the same, in PyTorch's order.
+    void update_rows(std::size_t i, Index begin, Index count, const Coefficients& c) {
+        using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        Tensor<T>& param = this->parameters_[i].second;
+        auto p = param.mutable_value().middleRows(begin, count).array();
+        auto m = slots_[i][0].middleRows(begin, count).array();
+        auto v = slots_[i][1].middleRows(begin, count).array();
+        const auto grad = param.grad().middleRows(begin, count).array();
+        // Skipped when lambda = 0 rather than adding 0 p, which is NaN where p is infinite.
+        const Array g = c.l2 != 0 ? Array(grad + c.l2 * p) : Array(grad);
+        p *= c.keep;
+        m = m * c.beta1 + c.one_minus_beta1 * g;
+        v = v * c.beta2 + c.one_minus_beta2 * g * g;
+        p -= c.step_size * m / (v.sqrt() / c.correction2_sqrt + c.eps);
+    }
+
+    AdamOptions options_;
+    bool decoupled_;
+    std::vector<std::vector<Matrix<T>>> slots_;  // slots_[i] = {m, v} of parameters_[i]
+};
+
+/// AdamW: Adam whose weight decay is decoupled from the moments (see the top of this
+/// header). Same options, state slots and sparse modes as Adam; name() is "adamw".
+template <typename T>
+class AdamW : public Adam<T> {
+public:
+    using typename Adam<T>::NamedParameter;
+
+    AdamW(std::vector<NamedParameter> parameters, const AdamOptions& options)
+        : Adam<T>(std::move(parameters), options, true) {}
+};
+
+}  // namespace piano

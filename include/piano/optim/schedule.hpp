@@ -1,0 +1,106 @@
+// piano/optim/schedule.hpp: learning-rate schedules.
+//
+// A schedule is a small value object with `double lr(long step) const`, where `step` counts
+// updates from 0: the rate for the update about to be made. The usual loop is
+//     optimizer.set_learning_rate(schedule.lr(optimizer.steps_taken()));
+//     optimizer.step();
+// so a run resumed from a checkpoint (which restores steps_taken) continues the schedule.
+//
+// With W warm-up steps the rate climbs linearly, lr(s) = peak (s + 1) / W for s < W: the
+// first update already moves (a rate of 0 would waste it) and step W - 1 reaches the peak.
+// From step W to step S (total_steps) it decays to `floor`, and stays there after S.
+#pragma once
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "piano/core/error.hpp"
+
+namespace piano {
+
+namespace detail {
+
+inline void check_schedule_step(const char* schedule, long step) {
+    if (step < 0) throw std::invalid_argument(std::string(schedule) + ": step " + std::to_string(step) + " is negative");
+}
+
+/// ConfigError unless 0 <= floor <= peak and 0 <= warmup < total.
+inline void check_warmup_decay(const char* schedule, double peak, long warmup, long total, double floor) {
+    const std::string name(schedule);
+    if (!(peak >= 0)) throw ConfigError(name + ": peak_lr must be >= 0");
+    if (!(floor >= 0 && floor <= peak)) throw ConfigError(name + ": floor_lr must be in [0, peak_lr]");
+    if (warmup < 0) throw ConfigError(name + ": warmup_steps must be >= 0, got " + std::to_string(warmup));
+    if (total <= warmup) {
+        throw ConfigError(name + ": total_steps (" + std::to_string(total) + ") must exceed warmup_steps (" +
+                          std::to_string(warmup) + ")");
+    }
+}
+
+}  // namespace detail
+
+/// lr(s) = lr for every step.
+class ConstantSchedule {
+public:
+    explicit ConstantSchedule(double lr) : lr_(lr) {
+        if (!(lr >= 0)) throw ConfigError("ConstantSchedule: lr must be >= 0");
+    }
+    double lr(long step) const {
+        detail::check_schedule_step("ConstantSchedule", step);
+        return lr_;
+    }
+
+private:
+    double lr_;
+};
+
+/// Linear warm-up over W steps, then a half cosine from peak down to floor at step S:
+///   s < W:       peak (s + 1) / W
+///   W <= s < S:  floor + (peak - floor) (1 + cos(pi (s - W) / (S - W))) / 2
+///   s >= S:      floor
+/// The cosine keeps the rate near the peak longer than a line would, and flattens as it
+/// reaches the floor, so the last steps are small.
+class WarmupCosineSchedule {
+public:
+    WarmupCosineSchedule(double peak_lr, long warmup_steps, long total_steps, double floor_lr = 0.0)
+        : peak_(peak_lr), floor_(floor_lr), warmup_(warmup_steps), total_(total_steps) {
+        detail::check_warmup_decay("WarmupCosineSchedule", peak_lr, warmup_steps, total_steps, floor_lr);
+    }
+    double lr(long step) const {
+        detail::check_schedule_step("WarmupCosineSchedule", step);
+        if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+        if (step >= total_) return floor_;
+        const double progress = static_cast<double>(step - warmup_) / static_cast<double>(total_ - warmup_);
+        return floor_ + (peak_ - floor_) * 0.5 * (1.0 + std::cos(pi * progress));
+    }
+
+private:
+    static constexpr double pi = 3.14159265358979323846;  // M_PI is POSIX, not standard C++
+    double peak_, floor_;
+    long warmup_, total_;
+};
+
+/// Linear warm-up over W steps, then a straight line from peak down to floor at step S:
+///   s < W:       peak (s + 1) / W
+///   W <= s < S:  peak + (floor - peak) (s - W) / (S - W)
+///   s >= S:      floor
+class WarmupLinearSchedule {
+public:
+    WarmupLinearSchedule(double peak_lr, long warmup_steps, long total_steps, double floor_lr = 0.0)
+        : peak_(peak_lr), floor_(floor_lr), warmup_(warmup_steps), total_(total_steps) {
+        detail::check_warmup_decay("WarmupLinearSchedule", peak_lr, warmup_steps, total_steps, floor_lr);
+    }
+    double lr(long step) const {
+        detail::check_schedule_step("WarmupLinearSchedule", step);
+        if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+        if (step >= total_) return floor_;
+        const double progress = static_cast<double>(step - warmup_) / static_cast<double>(total_ - warmup_);
+        return peak_ + (floor_ - peak_) * progress;
+    }
+
+private:
+    double peak_, floor_;
+    long warmup_, total_;
+};
+
+}  // namespace piano
