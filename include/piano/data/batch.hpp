@@ -1,0 +1,186 @@
+// piano/data/batch.hpp: B requests of different lengths, stacked without padding.
+//
+// Request b's candidates are rows cand_offsets[b] .. cand_offsets[b+1] of every candidate
+// array, its history events rows hist_offsets[b] .. hist_offsets[b+1] of every history
+// array, and its query terms query_terms[query_offsets[b] .. query_offsets[b+1]). History
+// event e's query terms are hist_query_terms[hist_query_offsets[e] .. hist_query_offsets[e+1]).
+// So an encoder embeds all ΣL candidates in one lookup per field and attention cuts the
+// result back into lists with the offsets: no compute goes to padding.
+//
+// Rows are piano::Index so that they feed embedding() directly.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "piano/core/error.hpp"
+#include "piano/core/tensor.hpp"
+#include "piano/data/request.hpp"
+#include "piano/data/shuffle.hpp"
+
+namespace piano::data {
+
+struct Batch {
+    std::vector<const Request*> requests;  // [B] borrowed: valid while the requests live
+
+    std::vector<Index> query_offsets;  // [B+1]
+    std::vector<Index> query_terms;    // [ΣT] term rows
+
+    std::vector<Index> cand_offsets;                                 // [B+1]
+    std::array<std::vector<Index>, ItemFields::kCount> cand_fields;  // kCount x [ΣL], field order of ItemFields
+    std::vector<Index> cand_pos;                                     // [ΣL] first-stage position in its list, from 0
+    Index dense_dim = 0;                                             // D, the same for the whole batch
+    std::vector<float> cand_dense;                                   // [ΣL * D], row-major [ΣL, D]
+    std::vector<int> click;                                          // [ΣL] 0/1
+    std::vector<int> conv;                                           // [ΣL] 0/1
+    std::vector<float> label;                                        // [ΣL] raw graded labels
+
+    std::vector<Index> hist_offsets;                                 // [B+1]
+    std::array<std::vector<Index>, ItemFields::kCount> hist_fields;  // kCount x [ΣH]
+    std::vector<Index> hist_type;                                    // [ΣH] Behavior as a row of E_type
+    std::vector<std::int64_t> hist_gap;                              // [ΣH] time before the search
+    std::vector<int> hist_has_query;                                 // [ΣH] 0/1
+    std::vector<Index> hist_query_offsets;                           // [ΣH+1]
+    std::vector<Index> hist_query_terms;                             // [ΣQ] term rows
+
+    Index size() const { return static_cast<Index>(requests.size()); }
+    Index num_candidates() const { return cand_offsets.back(); }
+    Index num_history() const { return hist_offsets.back(); }
+};
+
+/// Stacks `requests` in the given order. Every request needs >= 1 candidate and one dense
+/// width D for all its candidates and for the whole batch (DataError naming the request).
+inline Batch make_batch(const std::vector<const Request*>& requests) {
+    Batch b;
+    b.requests = requests;
+    std::size_t n_cand = 0, n_hist = 0, n_query = 0, n_hist_query = 0;
+    for (const Request* r : requests) {
+        n_cand += r->candidates.size();
+        n_hist += r->history.size();
+        n_query += r->query.size();
+        for (const HistoryEvent& e : r->history) n_hist_query += e.query.size();
+    }
+    if (!requests.empty() && !requests.front()->candidates.empty())
+        b.dense_dim = static_cast<Index>(requests.front()->candidates.front().dense.size());
+    const std::size_t width = static_cast<std::size_t>(b.dense_dim);
+
+    b.query_offsets.reserve(requests.size() + 1);
+    b.cand_offsets.reserve(requests.size() + 1);
+    b.hist_offsets.reserve(requests.size() + 1);
+    b.query_terms.reserve(n_query);
+    for (auto& f : b.cand_fields) f.reserve(n_cand);
+    b.cand_pos.reserve(n_cand);
+    b.cand_dense.reserve(n_cand * width);
+    b.click.reserve(n_cand);
+    b.conv.reserve(n_cand);
+    b.label.reserve(n_cand);
+    for (auto& f : b.hist_fields) f.reserve(n_hist);
+    b.hist_type.reserve(n_hist);
+    b.hist_gap.reserve(n_hist);
+    b.hist_has_query.reserve(n_hist);
+    b.hist_query_offsets.reserve(n_hist + 1);
+    b.hist_query_terms.reserve(n_hist_query);
+
+    b.query_offsets.push_back(0);
+    b.cand_offsets.push_back(0);
+    b.hist_offsets.push_back(0);
+    b.hist_query_offsets.push_back(0);
+    for (const Request* r : requests) {
+        if (r->candidates.empty())
+            throw DataError(r->source.file, r->source.line, "candidates", "make_batch: a request needs >= 1 candidate");
+        for (Row t : r->query) b.query_terms.push_back(t);
+        for (std::size_t i = 0; i < r->candidates.size(); ++i) {
+            const Candidate& c = r->candidates[i];
+            if (c.dense.size() != width)
+                throw DataError(r->source.file, r->source.line, "dense",
+                                "make_batch: candidate " + std::to_string(i) + " has " +
+                                    std::to_string(c.dense.size()) + " dense features, the batch has " +
+                                    std::to_string(width));
+            for (int k = 0; k < ItemFields::kCount; ++k) b.cand_fields[static_cast<std::size_t>(k)].push_back(c.fields[k]);
+            b.cand_pos.push_back(static_cast<Index>(i));
+            b.cand_dense.insert(b.cand_dense.end(), c.dense.begin(), c.dense.end());
+            b.click.push_back(c.click);
+            b.conv.push_back(c.conv);
+            b.label.push_back(c.label);
+        }
+        for (const HistoryEvent& e : r->history) {
+            for (int k = 0; k < ItemFields::kCount; ++k) b.hist_fields[static_cast<std::size_t>(k)].push_back(e.fields[k]);
+            b.hist_type.push_back(static_cast<Index>(e.type));
+            b.hist_gap.push_back(e.gap);
+            b.hist_has_query.push_back(e.has_query ? 1 : 0);
+            for (Row t : e.query) b.hist_query_terms.push_back(t);
+            b.hist_query_offsets.push_back(static_cast<Index>(b.hist_query_terms.size()));
+        }
+        b.query_offsets.push_back(static_cast<Index>(b.query_terms.size()));
+        b.cand_offsets.push_back(static_cast<Index>(b.cand_pos.size()));
+        b.hist_offsets.push_back(static_cast<Index>(b.hist_type.size()));
+    }
+    return b;
+}
+
+/// Requests [begin, end) of `requests`, in order (evaluation walks a split this way).
+inline Batch make_batch(const std::vector<Request>& requests, std::size_t begin, std::size_t end) {
+    if (begin > end || end > requests.size())
+        throw ShapeError("make_batch: range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                         ") outside " + std::to_string(requests.size()) + " requests");
+    std::vector<const Request*> picked;
+    picked.reserve(end - begin);
+    for (std::size_t i = begin; i < end; ++i) picked.push_back(&requests[i]);
+    return make_batch(picked);
+}
+
+/// Yields the batches of one epoch after another. With `shuffle`, epoch e visits the
+/// requests in a permutation drawn from (seed, e) alone, so the same seed gives the same
+/// batches, and a resumed run can start at epoch e without replaying the earlier ones.
+/// Batches hold batch_size requests; the last one of an epoch holds the remainder.
+class Batcher {
+public:
+    /// `requests` must outlive the Batcher and the batches it makes.
+    Batcher(const std::vector<Request>& requests, std::size_t batch_size, std::uint64_t seed, bool shuffle = true)
+        : requests_(&requests), batch_size_(batch_size), seed_(seed), shuffle_(shuffle) {
+        if (batch_size == 0) throw ConfigError("Batcher: batch_size must be >= 1");
+        start_epoch(0);
+    }
+
+    /// Restarts at the first batch of epoch `epoch`.
+    void start_epoch(std::uint64_t epoch) {
+        order_.resize(requests_->size());
+        for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+        if (shuffle_) {
+            std::mt19937_64 rng = seeded_generator(seed_, epoch);
+            seeded_shuffle(order_, rng);
+        }
+        next_ = 0;
+    }
+
+    /// The next batch of the epoch into `out`; false (and `out` untouched) after the last.
+    bool next(Batch& out) {
+        if (next_ >= order_.size()) return false;
+        const std::size_t end = std::min(order_.size(), next_ + batch_size_);
+        std::vector<const Request*> picked;
+        picked.reserve(end - next_);
+        for (std::size_t i = next_; i < end; ++i) picked.push_back(&(*requests_)[order_[i]]);
+        next_ = end;
+        out = make_batch(picked);
+        return true;
+    }
+
+    std::size_t num_batches() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
+    /// This epoch's visiting order: request indices, batch after batch.
+    const std::vector<std::size_t>& order() const { return order_; }
+
+private:
+    const std::vector<Request>* requests_;
+    std::size_t batch_size_;
+    std::uint64_t seed_;
+    bool shuffle_;
+    std::vector<std::size_t> order_;
+    std::size_t next_ = 0;
+};
+
+}  // namespace piano::data

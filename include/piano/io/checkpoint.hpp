@@ -1,0 +1,691 @@
+// piano/io/checkpoint.hpp: save a model (and its training state) to one file, load it back.
+//
+// A checkpoint holds everything needed to continue a run bit for bit: the parameters by
+// name, the model's config, the optimizer's state keyed by parameter name, the step and
+// epoch counters and the random generator's state. Names, not positions, tie the file to
+// the model, so a file written by a model that registered its parameters in another order
+// still loads, and a mismatch is reported by name and shape.
+//
+// This is the only piano header that includes cereal. Everything is written by plain,
+// non-polymorphic save/load code: no type registration, so no load can fail because a
+// registration was missing.
+//
+// File layout, format version 1. Binary (the default):
+//   8 bytes   "PIANOCKP", raw, so the kind of file shows in its first bytes
+//   then a cereal PortableBinaryArchive: 1 byte, the writer's endianness (values are
+//   byte-swapped on load when it differs from the reader's), then
+//   u32       format_version
+//   string    scalar             "float" or "double"
+//   i64       step, epoch
+//   map       config
+//   list      parameters         each: string name, matrix
+//   u8        has_optimizer      0 or 1; if 1: string name, i64 step,
+//                                list of (string parameter name, list of matrix)
+//   string    rng_state
+//   map       metadata
+// where string = u64 length, bytes; list = u64 count, items; map = list of (string key,
+// string value), keys ascending; matrix = i64 rows, i64 cols, u64 count (= rows*cols),
+// count scalars in row-major order.
+// JSON (for inspection and diffing) holds the same fields by name, after "magic":
+// "PIANOCKP"; a list is an array of objects, a matrix {"rows", "cols", "values": [...]}.
+// Scalars are written so that they parse back to the same bits (NaN payloads excepted).
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <cereal/archives/json.hpp>
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/cereal.hpp>
+
+#include "piano/core/error.hpp"
+#include "piano/core/tensor.hpp"
+#include "piano/nn/module.hpp"
+#include "piano/optim/optimizer.hpp"
+
+namespace piano {
+
+/// The format version this build writes, and the newest it reads.
+inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+/// The first 8 bytes of a binary checkpoint, and the "magic" field of a JSON one.
+inline constexpr char kCheckpointMagic[] = "PIANOCKP";
+
+enum class CheckpointFormat {
+    binary,  // compact and exact; the default
+    json     // readable, for inspection and diffs; also exact, but larger and slower
+};
+
+/// Everything a checkpoint file holds. Plain data: fill it with capture() or by hand.
+template <typename T>
+struct Checkpoint {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Checkpoint<T>: T is float or double");
+
+    /// The model's hyperparameters, as the model class converts its config struct.
+    std::map<std::string, std::string> config;
+    /// name -> value, in the model's registration order.
+    std::vector<std::pair<std::string, Matrix<T>>> parameters;
+    /// The optimizer's state and Optimizer::name(); both absent for a model-only file.
+    std::optional<OptimizerState<T>> optimizer;
+    std::string optimizer_name;  // saved only together with `optimizer`
+    /// The training loop's counters (capture leaves them 0; the loop sets them).
+    long step = 0;
+    long epoch = 0;
+    /// A std::mt19937_64 written with operator<<; empty when no generator was captured.
+    std::string rng_state;
+    /// Free-form notes: data set, git revision, metrics...
+    std::map<std::string, std::string> metadata;
+};
+
+namespace detail::checkpoint {
+
+constexpr std::size_t kMagicSize = sizeof(kCheckpointMagic) - 1;
+// The deepest nesting the format uses is 6 (root, optimizer, slots, slot, buffers, values).
+constexpr int kMaxJsonDepth = 16;
+
+template <typename T>
+const char* scalar_name() {
+    return std::is_same_v<T, float> ? "float" : "double";
+}
+
+template <class Archive>
+constexpr bool is_json =
+    std::is_same_v<Archive, cereal::JSONOutputArchive> || std::is_same_v<Archive, cereal::JSONInputArchive>;
+
+// --- Building blocks. Each is a JSON object or array; in binary only the values remain. ---
+
+// An object whose fields `body(archive)` writes or reads in order.
+template <class Body>
+struct Fields {
+    Body body;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        body(ar);
+    }
+};
+template <class Body>
+Fields<Body> fields(Body body) {
+    return {std::move(body)};
+}
+
+// A list of objects: the count, then `write(archive, item)` for each item, inside its object.
+template <class Container, class Write>
+struct ListOut {
+    const Container& items;
+    Write write;
+    template <class Archive>
+    void save(Archive& ar) const {
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(items.size())));
+        for (const auto& item : items) ar(fields([&](auto& a) { write(a, item); }));
+    }
+};
+template <class Container, class Write>
+ListOut<Container, Write> list_out(const Container& items, Write write) {
+    return {items, std::move(write)};
+}
+
+// Reads what ListOut wrote: `read(archive)` once per object. Nothing is reserved from the
+// count, so a corrupt count fails at the end of the file instead of allocating.
+template <class Read>
+struct ListIn {
+    Read read;
+    template <class Archive>
+    void load(Archive& ar) {
+        cereal::size_type count = 0;
+        ar(cereal::make_size_tag(count));
+        for (cereal::size_type i = 0; i < count; ++i) ar(fields([&](auto& a) { read(a); }));
+    }
+};
+template <class Read>
+ListIn<Read> list_in(Read read) {
+    return {std::move(read)};
+}
+
+// A run of scalars (or the chars of a binary string): binary writes one block, JSON an
+// array of numbers.
+template <class E>
+struct SpanOut {
+    const E* data;
+    std::size_t size;
+    template <class Archive>
+    void save(Archive& ar) const {
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(size)));
+        if constexpr (is_json<Archive>) {
+            for (std::size_t i = 0; i < size; ++i) ar(data[i]);
+        } else {
+            ar(cereal::binary_data(data, size * sizeof(E)));
+        }
+    }
+};
+
+// Reads a SpanOut into a std::vector or std::string. A binary count is read in chunks and
+// the container grows only as bytes actually arrive: a corrupt count of 2^60 then fails at
+// the end of the file instead of allocating what it claims. (A JSON count is the length of
+// an array already parsed, so it is real.)
+template <class Container>
+struct GrowIn {
+    Container& out;
+    template <class Archive>
+    void load(Archive& ar) {
+        using E = typename Container::value_type;
+        cereal::size_type count = 0;
+        ar(cereal::make_size_tag(count));
+        out.clear();
+        if constexpr (is_json<Archive>) {
+            out.resize(static_cast<std::size_t>(count));
+            for (auto& e : out) ar(e);
+        } else {
+            constexpr std::size_t chunk = (std::size_t{1} << 16) / sizeof(E);
+            while (out.size() < count) {
+                const std::size_t done = out.size();
+                const auto take = static_cast<std::size_t>(std::min<cereal::size_type>(chunk, count - done));
+                out.resize(done + take);
+                ar(cereal::binary_data(out.data() + done, take * sizeof(E)));
+            }
+        }
+    }
+};
+
+// Strings are JSON strings in JSON, length-prefixed bytes (read by GrowIn) in binary.
+template <class Archive>
+void put_text(Archive& ar, const char* name, const std::string& s) {
+    if constexpr (is_json<Archive>) {
+        ar(cereal::make_nvp(name, s));
+    } else {
+        ar(SpanOut<char>{s.data(), s.size()});
+    }
+}
+template <class Archive>
+void get_text(Archive& ar, const char* name, std::string& s) {
+    if constexpr (is_json<Archive>) {
+        ar(cereal::make_nvp(name, s));
+    } else {
+        ar(GrowIn<std::string>{s});
+    }
+}
+
+// The fields of a matrix: rows, cols, values (row-major).
+template <class Archive, typename T>
+void put_matrix(Archive& ar, const Matrix<T>& m) {
+    ar(cereal::make_nvp("rows", static_cast<std::int64_t>(m.rows())),
+       cereal::make_nvp("cols", static_cast<std::int64_t>(m.cols())),
+       cereal::make_nvp("values", SpanOut<T>{m.data(), static_cast<std::size_t>(m.size())}));
+}
+template <class Archive, typename T>
+void get_matrix(Archive& ar, Matrix<T>& m) {
+    std::int64_t rows = 0, cols = 0;
+    std::vector<T> values;
+    ar(cereal::make_nvp("rows", rows), cereal::make_nvp("cols", cols),
+       cereal::make_nvp("values", GrowIn<std::vector<T>>{values}));
+    // Compared by division: rows * cols may overflow in a corrupt file.
+    const auto n = static_cast<std::uint64_t>(values.size());
+    const bool fits = rows >= 0 && cols >= 0 &&
+                      (cols == 0 ? n == 0 : n % static_cast<std::uint64_t>(cols) == 0 &&
+                                                n / static_cast<std::uint64_t>(cols) == static_cast<std::uint64_t>(rows));
+    if (!fits) {
+        throw CheckpointError("a matrix declares shape [" + std::to_string(rows) + "," + std::to_string(cols) +
+                              "] but holds " + std::to_string(n) + " values (the file is corrupt)");
+    }
+    m = Eigen::Map<const Matrix<T>>(values.data(), static_cast<Index>(rows), static_cast<Index>(cols));
+}
+
+inline auto put_text_map(const std::map<std::string, std::string>& map) {
+    return list_out(map, [](auto& ar, const auto& entry) {
+        put_text(ar, "key", entry.first);
+        put_text(ar, "value", entry.second);
+    });
+}
+inline auto get_text_map(std::map<std::string, std::string>& map, const char* what) {
+    map.clear();
+    return list_in([&map, what](auto& ar) {
+        std::string key, value;
+        get_text(ar, "key", key);
+        get_text(ar, "value", value);
+        if (!map.emplace(key, std::move(value)).second) {
+            throw CheckpointError(std::string(what) + " key '" + key + "' appears twice (the file is corrupt)");
+        }
+    });
+}
+
+// --- The body: everything after the magic number, in the order of the layout above. ---
+
+template <class Archive, typename T>
+void save_body(Archive& ar, const Checkpoint<T>& c) {
+    ar(cereal::make_nvp("format_version", kCheckpointFormatVersion));
+    put_text(ar, "scalar", scalar_name<T>());
+    ar(cereal::make_nvp("step", static_cast<std::int64_t>(c.step)),
+       cereal::make_nvp("epoch", static_cast<std::int64_t>(c.epoch)));
+    ar(cereal::make_nvp("config", put_text_map(c.config)));
+    ar(cereal::make_nvp("parameters", list_out(c.parameters, [](auto& a, const auto& named) {
+                            put_text(a, "name", named.first);
+                            put_matrix(a, named.second);
+                        })));
+    const std::uint8_t has_optimizer = c.optimizer ? 1 : 0;
+    ar(cereal::make_nvp("has_optimizer", has_optimizer));
+    if (c.optimizer) {
+        const OptimizerState<T>& state = *c.optimizer;
+        ar(cereal::make_nvp("optimizer", fields([&](auto& a) {
+                                put_text(a, "name", c.optimizer_name);
+                                a(cereal::make_nvp("step", static_cast<std::int64_t>(state.step)));
+                                a(cereal::make_nvp("slots", list_out(state.slots, [](auto& s, const auto& slot) {
+                                                       put_text(s, "name", slot.first);
+                                                       s(cereal::make_nvp("buffers",
+                                                                          list_out(slot.second, [](auto& b, const auto& m) {
+                                                                              put_matrix(b, m);
+                                                                          })));
+                                                   })));
+                            })));
+    }
+    put_text(ar, "rng_state", c.rng_state);
+    ar(cereal::make_nvp("metadata", put_text_map(c.metadata)));
+}
+
+inline void check_version(std::uint32_t version) {
+    if (version > kCheckpointFormatVersion) {
+        throw CheckpointError("format version " + std::to_string(version) +
+                              " was written by a newer piano; this build reads versions up to " +
+                              std::to_string(kCheckpointFormatVersion) + ". Upgrade piano to load it");
+    }
+    if (version == 0) throw CheckpointError("format version 0 does not exist (the header is corrupt)");
+}
+
+template <typename T>
+void check_scalar(const std::string& scalar) {
+    if (scalar == scalar_name<T>()) return;
+    if (scalar == "float" || scalar == "double") {
+        // Not converted: a silent double -> float rounding would break exact resumption.
+        throw CheckpointError("the checkpoint holds " + scalar + " parameters but is loaded as " + scalar_name<T>() +
+                              "; load it with load_checkpoint<" + scalar + "> (and convert with .cast<>() if "
+                              "that is what you want)");
+    }
+    throw CheckpointError("unknown scalar type '" + scalar + "' (the file is corrupt)");
+}
+
+// Reads format_version through the body into `c`, checking the version and scalar type
+// before anything else.
+template <class Archive, typename T>
+void load_body(Archive& ar, Checkpoint<T>& c) {
+    std::uint32_t version = 0;
+    ar(cereal::make_nvp("format_version", version));
+    check_version(version);
+    std::string scalar;
+    get_text(ar, "scalar", scalar);
+    check_scalar<T>(scalar);
+
+    std::int64_t step = 0, epoch = 0;
+    ar(cereal::make_nvp("step", step), cereal::make_nvp("epoch", epoch));
+    c.step = static_cast<long>(step);
+    c.epoch = static_cast<long>(epoch);
+    ar(cereal::make_nvp("config", get_text_map(c.config, "config")));
+    c.parameters.clear();
+    ar(cereal::make_nvp("parameters", list_in([&c](auto& a) {
+                            std::string name;
+                            Matrix<T> value;
+                            get_text(a, "name", name);
+                            get_matrix(a, value);
+                            for (const auto& [existing, unused] : c.parameters) {
+                                if (existing == name) {
+                                    throw CheckpointError("parameter '" + name + "' appears twice (the file is corrupt)");
+                                }
+                            }
+                            c.parameters.emplace_back(std::move(name), std::move(value));
+                        })));
+    std::uint8_t has_optimizer = 0;
+    ar(cereal::make_nvp("has_optimizer", has_optimizer));
+    if (has_optimizer > 1) throw CheckpointError("the optimizer flag is neither 0 nor 1 (the file is corrupt)");
+    c.optimizer.reset();
+    c.optimizer_name.clear();
+    if (has_optimizer == 1) {
+        OptimizerState<T> state;
+        ar(cereal::make_nvp("optimizer", fields([&](auto& a) {
+                                get_text(a, "name", c.optimizer_name);
+                                std::int64_t optimizer_step = 0;
+                                a(cereal::make_nvp("step", optimizer_step));
+                                state.step = static_cast<long>(optimizer_step);
+                                a(cereal::make_nvp("slots", list_in([&state](auto& s) {
+                                                       std::string name;
+                                                       std::vector<Matrix<T>> buffers;
+                                                       get_text(s, "name", name);
+                                                       s(cereal::make_nvp("buffers", list_in([&buffers](auto& b) {
+                                                                              buffers.emplace_back();
+                                                                              get_matrix(b, buffers.back());
+                                                                          })));
+                                                       if (!state.slots.emplace(name, std::move(buffers)).second) {
+                                                           throw CheckpointError("optimizer state for '" + name +
+                                                                                 "' appears twice (the file is corrupt)");
+                                                       }
+                                                   })));
+                            })));
+        c.optimizer = std::move(state);
+    }
+    get_text(ar, "rng_state", c.rng_state);
+    ar(cereal::make_nvp("metadata", get_text_map(c.metadata, "metadata")));
+}
+
+// --- Recognising a file ---
+
+// Bytes as a C string literal ("\x89PNG\r\n..."), for messages about unknown files.
+inline std::string quoted_bytes(const char* data, std::size_t size) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < size; ++i) {
+        const auto byte = static_cast<unsigned char>(data[i]);
+        if (byte == '\n') {
+            out += "\\n";
+        } else if (byte == '\r') {
+            out += "\\r";
+        } else if (byte == '"' || byte == '\\') {
+            out += '\\';
+            out += static_cast<char>(byte);
+        } else if (byte >= 0x20 && byte < 0x7f) {
+            out += static_cast<char>(byte);
+        } else {
+            const char* hex = "0123456789ABCDEF";
+            out += "\\x";
+            out += hex[byte >> 4];
+            out += hex[byte & 15];
+        }
+    }
+    return out + "\"";
+}
+
+inline CheckpointError not_a_checkpoint(const std::string& magic) {
+    return CheckpointError("not a piano checkpoint (magic " + magic + ", expected \"" + kCheckpointMagic +
+                           "\"). Hint: piano reads only files written by piano::save_checkpoint: binary ones "
+                           "start with \"" + kCheckpointMagic + "\", JSON ones are an object with \"magic\": \"" +
+                           kCheckpointMagic + "\"");
+}
+
+// Checks the bracket structure of a JSON text before rapidjson parses it. rapidjson's
+// parser recurses once per nesting level, so a hostile file of a million '[' would
+// overflow the stack; and a file cut in half deserves a clearer message than a parse error.
+inline void check_json_shape(const std::string& text) {
+    int depth = 0;
+    bool in_string = false, escaped = false, closed = false;
+    for (const char ch : text) {
+        if (closed) {
+            if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
+                throw CheckpointError("unexpected text after the end of the JSON object (the file is corrupt)");
+            }
+        } else if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (ch == '\\') {
+                escaped = true;
+            } else if (ch == '"') {
+                in_string = false;
+            }
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > kMaxJsonDepth) {
+                throw CheckpointError("the JSON nests deeper than " + std::to_string(kMaxJsonDepth) +
+                                      " levels, which no checkpoint does (the file is corrupt)");
+            }
+        } else if (ch == '}' || ch == ']') {
+            closed = --depth == 0;
+        }
+    }
+    if (!closed) throw CheckpointError("the JSON ends before its closing '}' (the file is cut off)");
+}
+
+template <typename T>
+Checkpoint<T> read_binary(std::istream& in) {
+    Checkpoint<T> c;
+    {
+        cereal::PortableBinaryInputArchive ar(in);
+        load_body(ar, c);
+    }
+    if (in.peek() != std::char_traits<char>::eof()) {
+        throw CheckpointError("unexpected bytes after the end of the checkpoint (the file is corrupt)");
+    }
+    return c;
+}
+
+template <typename T>
+Checkpoint<T> read_json(std::istream& in, const std::string& text) {
+    check_json_shape(text);
+    cereal::JSONInputArchive ar(in);
+    std::string magic;
+    try {
+        get_text(ar, "magic", magic);
+    } catch (const cereal::Exception&) {
+        throw not_a_checkpoint("missing: a JSON object without a string \"magic\" field");
+    }
+    if (magic != kCheckpointMagic) throw not_a_checkpoint(quoted_bytes(magic.data(), magic.size()));
+    Checkpoint<T> c;
+    load_body(ar, c);
+    return c;
+}
+
+template <typename T>
+Checkpoint<T> read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw CheckpointError("cannot open the file: " + std::error_code(errno, std::generic_category()).message());
+    }
+    char head[kMagicSize] = {};
+    in.read(head, kMagicSize);
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (got == kMagicSize && std::memcmp(head, kCheckpointMagic, kMagicSize) == 0) return read_binary<T>(in);
+
+    // Anything else must be a JSON object: read it whole (rapidjson would anyway).
+    in.clear();
+    in.seekg(0);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.empty()) throw CheckpointError("the file is empty");
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || text[first] != '{') throw not_a_checkpoint(quoted_bytes(head, got));
+    in.clear();
+    in.seekg(0);
+    return read_json<T>(in, text);
+}
+
+// --- Matching a checkpoint to a model ---
+
+inline std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> previous(b.size() + 1), current(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) previous[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        current[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t substitute = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitute});
+        }
+        std::swap(previous, current);
+    }
+    return previous[b.size()];
+}
+
+// "'a', 'b', 'c' and 4 more": the names of `pool` closest to `name` first, so a renamed
+// parameter's new name leads the list.
+inline std::string closest_names(const std::string& name, std::vector<std::string> pool) {
+    if (pool.empty()) return "no parameters";
+    std::vector<std::pair<std::size_t, std::string>> ranked;
+    for (auto& candidate : pool) ranked.emplace_back(edit_distance(name, candidate), std::move(candidate));
+    std::sort(ranked.begin(), ranked.end());
+    constexpr std::size_t shown = 3;
+    std::string out;
+    for (std::size_t i = 0; i < std::min(shown, ranked.size()); ++i) {
+        out += (i ? ", '" : "'") + ranked[i].second + "'";
+    }
+    if (ranked.size() > shown) out += " and " + std::to_string(ranked.size() - shown) + " more";
+    return out;
+}
+
+}  // namespace detail::checkpoint
+
+/// Writes `checkpoint` to `path`, atomically: the data goes to `path.tmp.<random>` in the
+/// same directory, which is flushed, closed, checked and then renamed over `path`.
+/// Ensures: on success `path` holds the whole new checkpoint and no temporary file remains;
+/// on any failure a CheckpointError naming `path` is thrown, the temporary file is removed
+/// and an existing file at `path` is untouched. (Atomic against a crash of the program;
+/// the data is not fsync'ed, so not against a power cut before the OS writes it out.)
+template <typename T>
+void save_checkpoint(const std::filesystem::path& path, const Checkpoint<T>& checkpoint,
+                     CheckpointFormat format = CheckpointFormat::binary) {
+    std::random_device random;
+    std::ostringstream suffix;
+    suffix << ".tmp." << std::hex << random() << random();
+    std::filesystem::path temp = path;
+    temp += suffix.str();
+    try {
+        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+        if (!out) {
+            throw CheckpointError("cannot create '" + temp.string() +
+                                  "': " + std::error_code(errno, std::generic_category()).message());
+        }
+        if (format == CheckpointFormat::binary) {
+            out.write(kCheckpointMagic, detail::checkpoint::kMagicSize);
+            cereal::PortableBinaryOutputArchive ar(out);
+            detail::checkpoint::save_body(ar, checkpoint);
+        } else {
+            cereal::JSONOutputArchive ar(out);  // the JSON is complete once `ar` is destroyed
+            ar(cereal::make_nvp("magic", std::string(kCheckpointMagic)));
+            detail::checkpoint::save_body(ar, checkpoint);
+        }
+        out.flush();
+        out.close();
+        if (!out) throw CheckpointError("writing '" + temp.string() + "' failed (is the disk full?)");
+        std::error_code ec;
+        std::filesystem::rename(temp, path, ec);
+        if (ec) throw CheckpointError("cannot rename '" + temp.string() + "' over it: " + ec.message());
+    } catch (const std::exception& e) {
+        std::error_code ignored;
+        std::filesystem::remove(temp, ignored);
+        throw CheckpointError("save_checkpoint '" + path.string() + "': " + e.what() +
+                              "; an existing file there is unchanged");
+    }
+}
+
+/// Reads a checkpoint written by save_checkpoint, binary or JSON (told apart by content).
+/// Checks, in order: the magic number, the format version, the scalar type (a double file
+/// loaded as float, or the reverse, is an error naming both; no conversion), then the body.
+/// Throws CheckpointError naming `path` for any unreadable, foreign, newer, truncated or
+/// corrupt file; never crashes and never allocates much more than the file's size.
+template <typename T>
+Checkpoint<T> load_checkpoint(const std::filesystem::path& path) {
+    const std::string where = "load_checkpoint '" + path.string() + "': ";
+    try {
+        return detail::checkpoint::read_file<T>(path);
+    } catch (const CheckpointError& e) {
+        throw CheckpointError(where + e.what());
+    } catch (const cereal::Exception& e) {
+        throw CheckpointError(where + "the file is truncated or corrupt (" + e.what() + ")");
+    } catch (const std::exception& e) {  // e.g. bad_alloc
+        throw CheckpointError(where + "the file is corrupt (" + e.what() + ")");
+    }
+}
+
+/// A checkpoint of `model` (its parameters copied by name), with `config`, and when given
+/// the optimizer's state and name and the generator's state. step and epoch are left 0
+/// for the caller to set.
+template <typename T>
+Checkpoint<T> capture(const Module<T>& model, std::map<std::string, std::string> config = {},
+                      const Optimizer<T>* optimizer = nullptr, const std::mt19937_64* rng = nullptr) {
+    Checkpoint<T> c;
+    c.config = std::move(config);
+    for (const auto& [name, p] : model.named_parameters()) c.parameters.emplace_back(name, p.value());
+    if (optimizer) {
+        c.optimizer = optimizer->state();
+        c.optimizer_name = optimizer->name();
+    }
+    if (rng) {
+        std::ostringstream out;
+        out << *rng;
+        c.rng_state = out.str();
+    }
+    return c;
+}
+
+/// Loads `checkpoint` into `model`, and into `optimizer` and `rng` when given.
+/// Requires: the model (built from checkpoint.config) has exactly the checkpoint's
+/// parameter names and shapes; an optimizer of the same name() if one is given; an RNG
+/// state in the checkpoint if `rng` is given.
+/// Ensures: on success the model, optimizer and generator continue exactly where the saved
+/// run stopped. On failure throws CheckpointError listing every mismatch by name
+///   checkpoint has no parameter 'a.weight' (it has: 'b.weight', ...)
+///   checkpoint parameter 'c.bias' is not in the model (it has: ...)
+///   parameter 'x.weight': checkpoint [4,8], model [4,16]
+/// and changes nothing: everything is checked before anything is written.
+template <typename T>
+void restore(Module<T>& model, const Checkpoint<T>& checkpoint, Optimizer<T>* optimizer = nullptr,
+             std::mt19937_64* rng = nullptr) {
+    using detail::checkpoint::closest_names;
+    auto model_parameters = model.named_parameters();
+    std::vector<std::string> model_names, file_names;
+    for (const auto& [name, p] : model_parameters) model_names.push_back(name);
+    for (const auto& [name, value] : checkpoint.parameters) file_names.push_back(name);
+
+    std::vector<std::string> problems;
+    std::vector<const Matrix<T>*> sources;  // sources[i]: the value for model_parameters[i]
+    for (const auto& [name, p] : model_parameters) {
+        const auto it = std::find_if(checkpoint.parameters.begin(), checkpoint.parameters.end(),
+                                     [&name = name](const auto& named) { return named.first == name; });
+        if (it == checkpoint.parameters.end()) {
+            problems.push_back("checkpoint has no parameter '" + name + "' (it has: " + closest_names(name, file_names) +
+                               ")");
+        } else if (it->second.rows() != p.rows() || it->second.cols() != p.cols()) {
+            problems.push_back("parameter '" + name + "': checkpoint " +
+                               shape_string(it->second.rows(), it->second.cols()) + ", model " + p.shape());
+        } else {
+            sources.push_back(&it->second);
+        }
+    }
+    for (const auto& name : file_names) {
+        if (std::find(model_names.begin(), model_names.end(), name) == model_names.end()) {
+            problems.push_back("checkpoint parameter '" + name + "' is not in the model (it has: " +
+                               closest_names(name, model_names) + ")");
+        }
+    }
+    if (optimizer) {
+        if (!checkpoint.optimizer) {
+            problems.push_back("checkpoint has no optimizer state (it was saved without one); restore without an "
+                               "optimizer to load only the model");
+        } else if (checkpoint.optimizer_name != optimizer->name()) {
+            problems.push_back("checkpoint optimizer is '" + checkpoint.optimizer_name + "', the optimizer given is '" +
+                               optimizer->name() + "'");
+        }
+    }
+    std::mt19937_64 restored_rng;
+    if (rng) {
+        std::istringstream in(checkpoint.rng_state);
+        in >> restored_rng;
+        if (checkpoint.rng_state.empty()) {
+            problems.push_back("checkpoint has no RNG state (it was saved without a generator)");
+        } else if (in.fail()) {
+            problems.push_back("checkpoint RNG state is not a std::mt19937_64 state");
+        }
+    }
+    auto fail = [](const std::vector<std::string>& list) {
+        std::string message = "restore: the checkpoint does not fit; nothing was changed:";
+        for (const auto& p : list) message += "\n  " + p;
+        return CheckpointError(message);
+    };
+    if (!problems.empty()) throw fail(problems);
+
+    // The optimizer checks its own slots, and either loads all of them or throws.
+    if (optimizer) {
+        try {
+            optimizer->load_state(*checkpoint.optimizer);
+        } catch (const CheckpointError& e) {
+            throw fail({e.what()});
+        }
+    }
+    for (std::size_t i = 0; i < model_parameters.size(); ++i) model_parameters[i].second.mutable_value() = *sources[i];
+    if (rng) *rng = restored_rng;
+}
+
+}  // namespace piano

@@ -1,0 +1,44 @@
+// piano/nn/dropout.hpp: the Dropout module, which follows train() / eval().
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "piano/nn/module.hpp"
+#include "piano/ops/dropout.hpp"
+
+namespace piano {
+
+/// Inverted dropout (the `dropout` op) switched by the module's mode: in training each
+/// entry is zeroed with probability p and the rest scaled by 1/(1-p); in evaluation, or
+/// when p = 0, forward returns its input unchanged (the same handle).
+///
+/// The module owns its generator, seeded at construction, so a model's dropout masks
+/// depend only on the seeds it was built with, not on what else draws random numbers.
+/// No parameters.
+template <typename T>
+class Dropout : public Module<T> {
+public:
+    /// Requires: 0 <= p < 1 (else std::invalid_argument naming p).
+    explicit Dropout(T p, std::uint64_t seed = 0) : p_(p), rng_(seed) {
+        if (!(p >= T(0) && p < T(1))) {  // written so that NaN is rejected too
+            std::ostringstream message;
+            message << "Dropout: p must be in [0, 1), got " << p;
+            throw std::invalid_argument(message.str());
+        }
+    }
+
+    /// Requires: nothing. Ensures: the result has x's shape; it is x itself in eval mode.
+    /// Not const: each training call advances the generator.
+    Tensor<T> forward(const Tensor<T>& x) { return dropout(x, p_, rng_, this->is_training()); }
+
+    T p() const { return p_; }
+
+private:
+    T p_;
+    std::mt19937_64 rng_;
+};
+
+}  // namespace piano
