@@ -96,9 +96,6 @@ struct RawProduct {
 /// wid -> metadata. Products absent from it keep row 0 in every field but their item id.
 using ProductTable = std::unordered_map<std::string, RawProduct>;
 
-inline constexpr const char* kRequestFields[] = {"query",           "candidate_wid_list", "candidate_label_list",
-                                                 "history_qry_list", "history_wid_list",   "history_type_list",
-                                                 "history_time_list", "candidate_dense_list"};
 inline constexpr std::size_t kRequestFieldCount = 7;  // plus the optional candidate_dense_list
 inline constexpr std::size_t kProductFieldCount = 13;
 
