@@ -170,7 +170,7 @@ Checkpoint<double> small_checkpoint() {
 }
 
 void overwrite_u64(std::string& bytes, std::size_t offset, std::uint64_t value) {
-    for (int i = 0; i < 8; ++i) bytes[offset + static_cast<std::size_t>(i)] = static_cast<char>((value >> (8 * i)) & 0xFF);
+    for (std::size_t i = 0; i < 8; ++i) bytes[offset + i] = static_cast<char>((value >> (8 * i)) & 0xFF);
 }
 
 }  // namespace
@@ -274,36 +274,34 @@ TEST_CASE("restore names every mismatch and changes nothing", "[io][checkpoint]"
     Net<double> source(rng);
     const Checkpoint<double> c = piano::capture<double>(source);
 
-    auto expect_untouched_failure = [&](Net<double>& model, const std::string& expected) {
+    auto expect_untouched_failure = [](Net<double>& model, const Checkpoint<double>& checkpoint,
+                                       const std::string& expected) {
         const auto before = values_of(model);
-        CHECK_THROWS_WITH(piano::restore<double>(model, c), Contains(expected));
+        CHECK_THROWS_WITH(piano::restore<double>(model, checkpoint), Contains(expected));
         const auto after = values_of(model);
         for (std::size_t i = 0; i < before.size(); ++i) CHECK(same_bits(before[i], after[i]));
     };
 
     SECTION("a renamed parameter: both names, the likely new name first") {
         Net<double> model(rng, 4, "encoders");
-        expect_untouched_failure(model, "checkpoint has no parameter 'encoders.weight' (it has: 'encoder.weight'");
-        expect_untouched_failure(model, "checkpoint parameter 'encoder.weight' is not in the model (it has: "
+        expect_untouched_failure(model, c, "checkpoint has no parameter 'encoders.weight' (it has: 'encoder.weight'");
+        expect_untouched_failure(model, c, "checkpoint parameter 'encoder.weight' is not in the model (it has: "
                                         "'encoders.weight'");
     }
     SECTION("a wrong shape") {
         Net<double> model(rng, 8);
-        expect_untouched_failure(model, "parameter 'encoder.weight': checkpoint [3,4], model [3,8]");
-        expect_untouched_failure(model, "parameter 'head.weight': checkpoint [4,1], model [8,1]");
+        expect_untouched_failure(model, c, "parameter 'encoder.weight': checkpoint [3,4], model [3,8]");
+        expect_untouched_failure(model, c, "parameter 'head.weight': checkpoint [4,1], model [8,1]");
     }
     SECTION("a parameter missing from the checkpoint") {
         Net<double> smaller(rng, 4, "encoder", false);
         const Checkpoint<double> without_bias = piano::capture<double>(smaller);
         Net<double> model(rng);
-        const auto before = values_of(model);
-        CHECK_THROWS_WITH(piano::restore<double>(model, without_bias),
-                          Contains("checkpoint has no parameter 'head.bias' (it has: 'head.weight'"));
-        CHECK(same_bits(before[0], values_of(model)[0]));
+        expect_untouched_failure(model, without_bias, "checkpoint has no parameter 'head.bias' (it has: 'head.weight'");
     }
     SECTION("an extra parameter in the checkpoint") {
         Net<double> model(rng, 4, "encoder", false);
-        expect_untouched_failure(model, "checkpoint parameter 'head.bias' is not in the model");
+        expect_untouched_failure(model, c, "checkpoint parameter 'head.bias' is not in the model");
     }
     SECTION("optimizer and generator state that is absent or of another kind") {
         Net<double> model(rng);
@@ -371,7 +369,8 @@ TEST_CASE("load_checkpoint rejects foreign and mismatched files with a clear mes
         REQUIRE(at != std::string::npos);
         text.replace(at, 19, "\"format_version\": 7");
         write_bytes(path, text);
-        CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("format version 7 was written by a newer piano"));
+        CHECK_THROWS_WITH(piano::load_checkpoint<double>(path),
+                          Contains("format version 7 was written by a newer piano"));
     }
     SECTION("the other scalar type") {
         piano::save_checkpoint(path, small_checkpoint());

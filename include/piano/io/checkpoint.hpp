@@ -93,7 +93,7 @@ struct Checkpoint {
 namespace detail::checkpoint {
 
 constexpr std::size_t kMagicSize = sizeof(kCheckpointMagic) - 1;
-// The deepest nesting the format uses is 6 (root, optimizer, slots, slot, buffers, values).
+// The deepest nesting the format uses is 7: root, optimizer, slots, slot, buffers, matrix, values.
 constexpr int kMaxJsonDepth = 16;
 
 template <typename T>
@@ -232,9 +232,8 @@ void get_matrix(Archive& ar, Matrix<T>& m) {
        cereal::make_nvp("values", GrowIn<std::vector<T>>{values}));
     // Compared by division: rows * cols may overflow in a corrupt file.
     const auto n = static_cast<std::uint64_t>(values.size());
-    const bool fits = rows >= 0 && cols >= 0 &&
-                      (cols == 0 ? n == 0 : n % static_cast<std::uint64_t>(cols) == 0 &&
-                                                n / static_cast<std::uint64_t>(cols) == static_cast<std::uint64_t>(rows));
+    const auto r = static_cast<std::uint64_t>(rows), k = static_cast<std::uint64_t>(cols);
+    const bool fits = rows >= 0 && cols >= 0 && (k == 0 ? n == 0 : n % k == 0 && n / k == r);
     if (!fits) {
         throw CheckpointError("a matrix declares shape [" + std::to_string(rows) + "," + std::to_string(cols) +
                               "] but holds " + std::to_string(n) + " values (the file is corrupt)");
@@ -260,6 +259,38 @@ inline auto get_text_map(std::map<std::string, std::string>& map, const char* wh
     });
 }
 
+// The optimizer record: name, step, and per parameter name the list of its state buffers.
+template <class Archive, typename T>
+void put_optimizer(Archive& ar, const std::string& name, const OptimizerState<T>& state) {
+    put_text(ar, "name", name);
+    ar(cereal::make_nvp("step", static_cast<std::int64_t>(state.step)));
+    const auto put_buffer = [](auto& a, const Matrix<T>& m) { put_matrix(a, m); };
+    ar(cereal::make_nvp("slots", list_out(state.slots, [&put_buffer](auto& a, const auto& slot) {
+                            put_text(a, "name", slot.first);
+                            a(cereal::make_nvp("buffers", list_out(slot.second, put_buffer)));
+                        })));
+}
+template <class Archive, typename T>
+void get_optimizer(Archive& ar, std::string& name, OptimizerState<T>& state) {
+    get_text(ar, "name", name);
+    std::int64_t step = 0;
+    ar(cereal::make_nvp("step", step));
+    state.step = static_cast<long>(step);
+    ar(cereal::make_nvp("slots", list_in([&state](auto& a) {
+                            std::string parameter;
+                            std::vector<Matrix<T>> buffers;
+                            get_text(a, "name", parameter);
+                            a(cereal::make_nvp("buffers", list_in([&buffers](auto& b) {
+                                                   buffers.emplace_back();
+                                                   get_matrix(b, buffers.back());
+                                               })));
+                            if (!state.slots.emplace(parameter, std::move(buffers)).second) {
+                                throw CheckpointError("optimizer state for '" + parameter +
+                                                      "' appears twice (the file is corrupt)");
+                            }
+                        })));
+}
+
 // --- The body: everything after the magic number, in the order of the layout above. ---
 
 template <class Archive, typename T>
@@ -276,18 +307,7 @@ void save_body(Archive& ar, const Checkpoint<T>& c) {
     const std::uint8_t has_optimizer = c.optimizer ? 1 : 0;
     ar(cereal::make_nvp("has_optimizer", has_optimizer));
     if (c.optimizer) {
-        const OptimizerState<T>& state = *c.optimizer;
-        ar(cereal::make_nvp("optimizer", fields([&](auto& a) {
-                                put_text(a, "name", c.optimizer_name);
-                                a(cereal::make_nvp("step", static_cast<std::int64_t>(state.step)));
-                                a(cereal::make_nvp("slots", list_out(state.slots, [](auto& s, const auto& slot) {
-                                                       put_text(s, "name", slot.first);
-                                                       s(cereal::make_nvp("buffers",
-                                                                          list_out(slot.second, [](auto& b, const auto& m) {
-                                                                              put_matrix(b, m);
-                                                                          })));
-                                                   })));
-                            })));
+        ar(cereal::make_nvp("optimizer", fields([&c](auto& a) { put_optimizer(a, c.optimizer_name, *c.optimizer); })));
     }
     put_text(ar, "rng_state", c.rng_state);
     ar(cereal::make_nvp("metadata", put_text_map(c.metadata)));
@@ -337,9 +357,7 @@ void load_body(Archive& ar, Checkpoint<T>& c) {
                             get_text(a, "name", name);
                             get_matrix(a, value);
                             for (const auto& [existing, unused] : c.parameters) {
-                                if (existing == name) {
-                                    throw CheckpointError("parameter '" + name + "' appears twice (the file is corrupt)");
-                                }
+                                if (existing == name) throw CheckpointError("parameter '" + name + "' appears twice");
                             }
                             c.parameters.emplace_back(std::move(name), std::move(value));
                         })));
@@ -350,25 +368,7 @@ void load_body(Archive& ar, Checkpoint<T>& c) {
     c.optimizer_name.clear();
     if (has_optimizer == 1) {
         OptimizerState<T> state;
-        ar(cereal::make_nvp("optimizer", fields([&](auto& a) {
-                                get_text(a, "name", c.optimizer_name);
-                                std::int64_t optimizer_step = 0;
-                                a(cereal::make_nvp("step", optimizer_step));
-                                state.step = static_cast<long>(optimizer_step);
-                                a(cereal::make_nvp("slots", list_in([&state](auto& s) {
-                                                       std::string name;
-                                                       std::vector<Matrix<T>> buffers;
-                                                       get_text(s, "name", name);
-                                                       s(cereal::make_nvp("buffers", list_in([&buffers](auto& b) {
-                                                                              buffers.emplace_back();
-                                                                              get_matrix(b, buffers.back());
-                                                                          })));
-                                                       if (!state.slots.emplace(name, std::move(buffers)).second) {
-                                                           throw CheckpointError("optimizer state for '" + name +
-                                                                                 "' appears twice (the file is corrupt)");
-                                                       }
-                                                   })));
-                            })));
+        ar(cereal::make_nvp("optimizer", fields([&](auto& a) { get_optimizer(a, c.optimizer_name, state); })));
         c.optimizer = std::move(state);
     }
     get_text(ar, "rng_state", c.rng_state);
@@ -635,8 +635,8 @@ void restore(Module<T>& model, const Checkpoint<T>& checkpoint, Optimizer<T>* op
         const auto it = std::find_if(checkpoint.parameters.begin(), checkpoint.parameters.end(),
                                      [&name = name](const auto& named) { return named.first == name; });
         if (it == checkpoint.parameters.end()) {
-            problems.push_back("checkpoint has no parameter '" + name + "' (it has: " + closest_names(name, file_names) +
-                               ")");
+            problems.push_back("checkpoint has no parameter '" + name +
+                               "' (it has: " + closest_names(name, file_names) + ")");
         } else if (it->second.rows() != p.rows() || it->second.cols() != p.cols()) {
             problems.push_back("parameter '" + name + "': checkpoint " +
                                shape_string(it->second.rows(), it->second.cols()) + ", model " + p.shape());
