@@ -95,7 +95,16 @@ TEST_CASE("Embedding gradient is row-sparse and adds repeated rows", "[nn][embed
     const auto r = piano::check_gradients(f, {e.weight});
     INFO(r.message);
     CHECK(r.ok);
+
+    // From a zeroed gradient, a backward touches only the rows the ids read.
+    e.zero_grad();
+    Tensor<double> out = e.forward(ids);
+    out.backward(Matrix<double>::Ones(4, 3));
     CHECK(e.weight.node()->grad_is_row_sparse);
+    CHECK(e.weight.node()->touched_rows == std::vector<Index>{1, 4, 1, 0});
+    CHECK(e.weight.grad().row(1) == Matrix<double>::Constant(1, 3, 2.0));
+    CHECK(e.weight.grad().row(2) == Matrix<double>::Zero(1, 3));
+
     const auto named = e.named_parameters();
     REQUIRE(named.size() == 1);
     CHECK(named[0].first == "weight");
