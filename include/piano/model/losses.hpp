@@ -41,6 +41,7 @@ struct LossBreakdown {
     Tensor<T> total;  // [1,1]
     static constexpr int kTerms = 4;
     static constexpr const char* kNames[kTerms] = {"ctr", "ctcvr", "list", "listwise"};
+    bool present[kTerms] = {false, false, false, false};  // which terms this model and config compute
     double terms[kTerms] = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
                             std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
 };
@@ -116,6 +117,7 @@ LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& 
     LossBreakdown<T> result;
     for (int k = 0; k < LossBreakdown<T>::kTerms; ++k) {
         if (!term[k].defined()) continue;
+        result.present[k] = true;
         result.terms[k] = static_cast<double>(term[k].item());
         Tensor<T> weighted;
         if (log_vars.defined()) {

@@ -61,15 +61,17 @@ public:
 
     /// The new order and every prediction for each request of `batch`, building no graph
     /// and in evaluation mode (no dropout); the model's mode is restored afterwards.
+    /// The mode is switched only when the model is in training mode, so concurrent calls
+    /// on a model already in eval mode touch no shared state.
     std::vector<RerankResult> rerank(const data::Batch& batch) {
         const bool was_training = this->is_training();
-        this->eval();
+        if (was_training) this->eval();
         ModelOutputs<T> out;
         {
             NoGradGuard no_grad;
             out = forward(batch);
         }
-        this->train(was_training);
+        if (was_training) this->train();
         return results_from(out, batch);
     }
 
