@@ -17,11 +17,12 @@ namespace {
 // A request as a caller builds one by hand: rows already mapped by the vocabularies.
 data::Request make_request(int seed, std::size_t list_length, std::size_t history_length) {
     data::Request r;
-    r.query = {3, 7};
+    r.query.push_back(3);
+    r.query.push_back(7);
     for (std::size_t j = 0; j < history_length; ++j) {
         data::HistoryEvent e;
         e.has_query = j % 3 != 2;  // every third event is a query-less behaviour
-        if (e.has_query) e.query = {static_cast<data::Row>(1 + (seed + j) % 9)};
+        if (e.has_query) e.query.push_back(static_cast<data::Row>(1 + (seed + j) % 9));
         e.fields.item = static_cast<data::Row>(1 + (seed * 7 + j * 3) % 40);
         e.fields.brand = static_cast<data::Row>(1 + j % 5);
         e.fields.cate1 = static_cast<data::Row>(1 + j % 4);
