@@ -7,14 +7,15 @@ scripts/install-deps.sh
 jobs=$(nproc)
 
 echo "== Release, warnings as errors"
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPIANO_WARNINGS_AS_ERRORS=ON
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPIANO_WARNINGS_AS_ERRORS=ON -DPIANO_BUILD_BENCH=OFF
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
 
 echo "== Debug, AddressSanitizer + UndefinedBehaviorSanitizer"
+# The library's unit tests under the sanitizers; the examples and the CLI ran above.
 # -O1 keeps the sanitized suite fast enough; Eigen's own assertions stay on (no NDEBUG).
 cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1" \
-  -DPIANO_SANITIZE=ON -DPIANO_WARNINGS_AS_ERRORS=ON -DPIANO_BUILD_BENCH=OFF
+  -DPIANO_SANITIZE=ON -DPIANO_WARNINGS_AS_ERRORS=ON -DPIANO_BUILD_BENCH=OFF -DPIANO_BUILD_EXAMPLES=OFF
 cmake --build build/sanitize -j "$jobs"
 # The package tests configure separate projects without sanitizers; they ran above.
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE package
