@@ -124,22 +124,6 @@ struct Node {
         grad_is_row_sparse = false;
     }
 
-    /// grad += g for a gradient matrix the caller no longer needs: it is moved in, not
-    /// copied, when no gradient has arrived yet. Same checks as the overload above.
-    void accumulate_grad(Matrix<T>&& g) {
-        if (g.rows() != value.rows() || g.cols() != value.cols()) {
-            throw ShapeError("backward of " + op + ": gradient " + shape_string(g.rows(), g.cols()) +
-                             " does not match value " + shape_string(value.rows(), value.cols()));
-        }
-        if (!has_grad) {
-            grad = std::move(g);
-            has_grad = true;
-        } else {
-            grad.noalias() += g;
-        }
-        grad_is_row_sparse = false;
-    }
-
     /// grad.row(rows[i]) += g.row(i) for every i: the backward of a gather. The gradient
     /// stays row-sparse (every non-zero lies in touched_rows) unless a dense contribution
     /// already arrived since the last zero_grad.

@@ -36,13 +36,6 @@ public:
 
     T p() const { return p_; }
 
-    /// Whether forward would drop anything: training mode and p > 0.
-    bool active() const { return this->is_training() && p_ > T(0); }
-
-    /// One draw from the module's generator, for kernels that make their own masks from a
-    /// seed (segment_attention's counter-based dropout). Advances the generator once.
-    std::uint64_t draw_seed() { return rng_(); }
-
 private:
     T p_;
     std::mt19937_64 rng_;
