@@ -25,6 +25,7 @@
 #include <Eigen/Core>
 
 #include "piano/core/error.hpp"
+#include "piano/core/parallel.hpp"
 
 namespace piano {
 
@@ -39,6 +40,7 @@ using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>
 using Mask = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 namespace detail {
+
 inline bool& grad_mode_flag() {
     thread_local bool enabled = true;
     return enabled;
@@ -115,11 +117,33 @@ struct Node {
             throw ShapeError("backward of " + op + ": gradient " + shape_string(g.rows(), g.cols()) +
                              " does not match value " + shape_string(value.rows(), value.cols()));
         }
+        const bool fresh = !has_grad;
+        if (fresh) grad.resize(value.rows(), value.cols());
+        has_grad = true;
+        grad_is_row_sparse = false;
+        // Entrywise, so fixed row blocks in parallel give the same bits on any thread count.
+        detail::parallel_rows(g.rows(), detail::kRowBlock, static_cast<double>(g.cols()), [&](Index r0, Index n) {
+            if (fresh) {
+                grad.middleRows(r0, n) = g.middleRows(r0, n);
+            } else {
+                grad.middleRows(r0, n).noalias() += g.middleRows(r0, n);
+            }
+        });
+    }
+
+    /// grad += g for a gradient matrix the caller no longer needs: it is moved in, not
+    /// copied, when no gradient has arrived yet. Same checks as the overload above.
+    void accumulate_grad(Matrix<T>&& g) {
+        if (g.rows() != value.rows() || g.cols() != value.cols()) {
+            throw ShapeError("backward of " + op + ": gradient " + shape_string(g.rows(), g.cols()) +
+                             " does not match value " + shape_string(value.rows(), value.cols()));
+        }
         if (!has_grad) {
-            grad = g;
+            grad = std::move(g);
             has_grad = true;
         } else {
-            grad.noalias() += g;
+            detail::parallel_rows(g.rows(), detail::kRowBlock, static_cast<double>(g.cols()),
+                                  [&](Index r0, Index n) { grad.middleRows(r0, n).noalias() += g.middleRows(r0, n); });
         }
         grad_is_row_sparse = false;
     }
@@ -133,9 +157,55 @@ struct Node {
             grad = Matrix<T>::Zero(value.rows(), value.cols());
             has_grad = true;
         }
-        for (std::size_t i = 0; i < rows.size(); ++i) grad.row(rows[i]) += g.row(static_cast<Index>(i));
+        const Index cols = grad.cols(), n = static_cast<Index>(rows.size());
+        // Rows of a large table are cache misses: the row kAhead lookups on is fetched early.
+        constexpr Index kAhead = 4;
+        detail::parallel_scatter(grad.rows(), rows.data(), n, static_cast<double>(cols), [&](Index i) {
+            if (i + kAhead < n) detail::prefetch(grad.data() + rows[static_cast<std::size_t>(i + kAhead)] * cols, cols);
+            T* dst = grad.data() + rows[static_cast<std::size_t>(i)] * cols;
+            const T* src = g.data() + i * cols;
+            for (Index c = 0; c < cols; ++c) dst[c] += src[c];
+        });
         grad_is_row_sparse = stays_sparse;
         if (stays_sparse) touched_rows.insert(touched_rows.end(), rows.begin(), rows.end());
+    }
+
+    /// The backward of a mean over bags of gathered rows: for every bag s, the ids
+    /// ids[offsets[s] .. offsets[s+1]) (n_s of them), grad.row(id) += g.row(s) / n_s.
+    /// Row-sparse bookkeeping as in accumulate_rows.
+    void accumulate_bag_means(const Matrix<T>& g, const std::vector<Index>& ids, const std::vector<Index>& offsets) {
+        const bool stays_sparse = !has_grad || grad_is_row_sparse;
+        if (!has_grad) {
+            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            has_grad = true;
+        }
+        // The bag of every id, so the ids can be scattered one by one (in order).
+        std::vector<Index> bag(ids.size());
+        for (std::size_t s = 0; s + 1 < offsets.size(); ++s) {
+            for (Index i = offsets[s]; i < offsets[s + 1]; ++i) bag[static_cast<std::size_t>(i)] = static_cast<Index>(s);
+        }
+        const Index cols = grad.cols();
+        detail::parallel_scatter(grad.rows(), ids.data(), static_cast<Index>(ids.size()), static_cast<double>(cols),
+                                 [&](Index i) {
+                                     const Index s = bag[static_cast<std::size_t>(i)];
+                                     const T n = static_cast<T>(offsets[static_cast<std::size_t>(s) + 1] -
+                                                                offsets[static_cast<std::size_t>(s)]);
+                                     grad.row(ids[static_cast<std::size_t>(i)]) += g.row(s) / n;
+                                 });
+        grad_is_row_sparse = stays_sparse;
+        if (stays_sparse) touched_rows.insert(touched_rows.end(), ids.begin(), ids.end());
+    }
+
+    /// For backward code that writes the whole gradient in pieces (row blocks in parallel):
+    /// returns true when no gradient had arrived, in which case `grad` is now allocated
+    /// *uninitialised* and the caller must assign (=) every entry; false when it must add
+    /// (+=) into the existing gradient. Either way the gradient counts as dense afterwards.
+    bool begin_grad_write() {
+        grad_is_row_sparse = false;
+        if (has_grad) return false;
+        grad.resize(value.rows(), value.cols());
+        has_grad = true;
+        return true;
     }
 
     /// The gradient, allocating zeros if none has arrived: for backward code that adds

@@ -23,6 +23,7 @@
 #include "piano/nn/linear.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/elementwise.hpp"
+#include "piano/ops/indexing.hpp"
 #include "piano/ops/segment.hpp"
 
 namespace piano {
@@ -106,7 +107,14 @@ public:
     Tensor<T> history_values(const data::Batch& batch) const {
         std::vector<Index> gap_rows(batch.hist_gap.size());
         for (std::size_t e = 0; e < gap_rows.size(); ++e) gap_rows[e] = gap_bucket(batch.hist_gap[e], config_.gap_buckets);
-        return encode_items(batch.hist_fields) + behaviors_->forward(batch.hist_type) + gaps_->forward(gap_rows);
+        std::vector<Tensor<T>> tables;
+        std::vector<std::vector<Index>> rows;
+        item_lookups(batch.hist_fields, tables, rows);
+        tables.push_back(behaviors_->weight);
+        rows.push_back(behaviors_->rows_of(batch.hist_type));
+        tables.push_back(gaps_->weight);
+        rows.push_back(gaps_->rows_of(gap_rows));
+        return embedding_sum(tables, rows);  // item fields + E_type + E_gap, one node
     }
 
     const Tensor<T>& no_query() const { return no_query_; }
@@ -122,15 +130,29 @@ private:
             has(i, 0) = has_terms[static_cast<std::size_t>(i)] ? T(1) : T(0);
             lacks(i, 0) = T(1) - has(i, 0);
         }
-        const Tensor<T> mean = segment_mean(terms_->forward(terms), offsets);  // [n, d]
+        const Tensor<T> mean = embedding_mean(terms_->weight, terms_->rows_of(terms), offsets);  // [n, d]
         return query_proj_->forward(mean) * Tensor<T>(std::move(has)) + Tensor<T>(std::move(lacks)) * no_query_;
     }
 
     // Σ_k E_table(k)[field_k]: the item id, artist, four genre levels and label.
     Tensor<T> encode_items(const std::array<std::vector<Index>, data::ItemFields::kCount>& fields) const {
-        Tensor<T> sum = items_->forward(fields[0]) + brands_->forward(fields[1]);
-        for (int k = 2; k <= 5; ++k) sum = sum + categories_->forward(fields[static_cast<std::size_t>(k)]);
-        return sum + shops_->forward(fields[6]);
+        std::vector<Tensor<T>> tables;
+        std::vector<std::vector<Index>> rows;
+        item_lookups(fields, tables, rows);
+        return embedding_sum(tables, rows);
+    }
+
+    // The tables and rows of an item's seven lookups, in field order (the four genre
+    // levels share one table).
+    void item_lookups(const std::array<std::vector<Index>, data::ItemFields::kCount>& fields,
+                      std::vector<Tensor<T>>& tables, std::vector<std::vector<Index>>& rows) const {
+        const Embedding<T>* table_of[data::ItemFields::kCount] = {items_.get(),      brands_.get(),     categories_.get(),
+                                                                  categories_.get(), categories_.get(), categories_.get(),
+                                                                  shops_.get()};
+        for (int k = 0; k < data::ItemFields::kCount; ++k) {
+            tables.push_back(table_of[k]->weight);
+            rows.push_back(table_of[k]->rows_of(fields[static_cast<std::size_t>(k)]));
+        }
     }
 
     PianoConfig config_;

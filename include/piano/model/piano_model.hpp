@@ -36,6 +36,8 @@
 #include "piano/nn/mlp.hpp"
 #include "piano/nn/transformer.hpp"
 #include "piano/ops/indexing.hpp"
+#include "piano/ops/linear.hpp"
+#include "piano/ops/segment.hpp"
 
 namespace piano {
 
@@ -56,6 +58,29 @@ inline std::pair<std::vector<Index>, std::vector<Index>> interleave_head_rows(co
         new_offsets[b + 1] = static_cast<Index>(rows.size());
     }
     return {rows, new_offsets};
+}
+
+/// The first layer of `mlp` on inputs [a_i ; s_seg(i)] (a per-row part a [N, ·] and a
+/// per-segment part s [S, ·] repeated down each segment) without forming them:
+///     [a_i ; s_seg(i)] W + b = (a_i W_a + b) + (s W_s)_seg(i)
+/// with W_a, W_s the rows of W (listed in a_rows, s_rows) that multiply each part. The
+/// per-segment product is formed once per segment instead of once per row: [c ; q ; r ; ...]
+/// repeats q and r over a request's L candidates. The same sum as the one product, up to
+/// rounding.
+template <typename T>
+Tensor<T> first_layer_split(const MLP<T>& mlp, const Tensor<T>& a, const std::vector<Index>& a_rows,
+                            const Tensor<T>& s, const std::vector<Index>& s_rows, const std::vector<Index>& offsets) {
+    const Linear<T>& first = mlp.first_layer();
+    const Tensor<T> per_row = linear(a, gather_rows(first.weight, a_rows), first.bias);  // [N, h]
+    const Tensor<T> per_segment = linear(s, gather_rows(first.weight, s_rows));         // [S, h]
+    return per_row + repeat_segments(per_segment, offsets);
+}
+
+/// The integers [begin, end), for the row lists of first_layer_split.
+inline std::vector<Index> index_range(Index begin, Index end) {
+    std::vector<Index> out;
+    for (Index i = begin; i < end; ++i) out.push_back(i);
+    return out;
 }
 
 }  // namespace detail
@@ -114,10 +139,17 @@ public:
                                                   want_attention ? &out.qdir_weights : nullptr)
                                 : segment_mean(v, batch.hist_offsets);  // [B, d]
 
-        // Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]) + P[pos_i].
+        // Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]) + P[pos_i]. The first
+        // layer's q and r parts are formed once per request (detail::first_layer_split).
+        const Index d = this->config_.d_model;
         const Tensor<T> q_per_cand = repeat_segments(q, batch.cand_offsets);  // [ΣL, d]
         const Tensor<T> r_per_cand = repeat_segments(r, batch.cand_offsets);  // [ΣL, d]
-        const Tensor<T> x = token_mlp_->forward(concat_cols<T>({c, q_per_cand, r_per_cand, c * r_per_cand, c * q_per_cand})) +
+        std::vector<Index> cand_part_rows = detail::index_range(0, d), request_part_rows = detail::index_range(d, 3 * d);
+        for (Index i = 3 * d; i < 5 * d; ++i) cand_part_rows.push_back(i);
+        const Tensor<T> token_hidden = detail::first_layer_split(
+            *token_mlp_, concat_cols<T>({c, c * r_per_cand, c * q_per_cand}), cand_part_rows, concat_cols<T>({q, r}),
+            request_part_rows, batch.cand_offsets);  // [ΣL, 2d]
+        const Tensor<T> x = token_mlp_->forward_from_first(token_hidden) +
                             positions_->forward(detail::clamp_positions(batch.cand_pos, this->config_.max_positions));
 
         if (!this->config_.use_ian) {
@@ -136,9 +168,13 @@ public:
             for (Index i = seq_offsets[b] + 1; i < seq_offsets[b + 1]; ++i) cand_rows.push_back(i);
         }
         const Tensor<T> h0 = gather_rows(h, node_rows);  // [B, d]
-        const Tensor<T> item_in = concat_cols<T>({gather_rows(h, cand_rows), repeat_segments(h0, batch.cand_offsets)});
-        out.ctr_logit = item_ctr_->forward(item_in);  // [ΣL, 1]
-        out.cvr_logit = item_cvr_->forward(item_in);
+        // Item heads on [h_i ; h_0]: the h_0 part of their first layer once per request.
+        const Tensor<T> h_items = gather_rows(h, cand_rows);  // [ΣL, d]
+        const std::vector<Index> item_part = detail::index_range(0, d), node_part = detail::index_range(d, 2 * d);
+        out.ctr_logit = item_ctr_->forward_from_first(
+            detail::first_layer_split(*item_ctr_, h_items, item_part, h0, node_part, batch.cand_offsets));  // [ΣL, 1]
+        out.cvr_logit = item_cvr_->forward_from_first(
+            detail::first_layer_split(*item_cvr_, h_items, item_part, h0, node_part, batch.cand_offsets));
         out.list_ctr_logit = list_ctr_->forward(h0);  // [B, 1]
         out.list_cvr_logit = list_cvr_->forward(h0);
         return out;

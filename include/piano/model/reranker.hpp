@@ -5,11 +5,15 @@
 // is trained and evaluated by the same code.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "piano/core/parallel.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/metrics/ranking.hpp"
 #include "piano/model/config.hpp"
@@ -40,6 +44,47 @@ struct RerankResult {
 };
 
 namespace detail {
+
+/// Requests [begin, end) of `batch` as a batch of their own (offsets rebased to 0): what
+/// make_batch would give for those requests, without needing the Request objects.
+inline data::Batch slice_batch(const data::Batch& batch, Index begin, Index end) {
+    auto cut = [](const auto& v, Index from, Index to) {
+        using V = std::decay_t<decltype(v)>;
+        return V(v.begin() + from, v.begin() + to);
+    };
+    auto rebase = [](const std::vector<Index>& offsets, Index from, Index to) {
+        std::vector<Index> out(offsets.begin() + from, offsets.begin() + to + 1);
+        const Index base = out.front();
+        for (Index& o : out) o -= base;
+        return out;
+    };
+    data::Batch b;
+    if (!batch.requests.empty()) b.requests = cut(batch.requests, begin, end);
+    const Index q0 = batch.query_offsets[begin], q1 = batch.query_offsets[end];
+    b.query_offsets = rebase(batch.query_offsets, begin, end);
+    b.query_terms = cut(batch.query_terms, q0, q1);
+    const Index c0 = batch.cand_offsets[begin], c1 = batch.cand_offsets[end];
+    const Index n_cand = batch.num_candidates();
+    b.cand_offsets = rebase(batch.cand_offsets, begin, end);
+    for (std::size_t f = 0; f < b.cand_fields.size(); ++f) b.cand_fields[f] = cut(batch.cand_fields[f], c0, c1);
+    b.cand_pos = cut(batch.cand_pos, c0, c1);
+    b.dense_dim = batch.dense_dim;
+    b.cand_dense = cut(batch.cand_dense, c0 * batch.dense_dim, c1 * batch.dense_dim);
+    // Labels may be absent at inference; they are cut only when there is one per candidate.
+    if (static_cast<Index>(batch.click.size()) == n_cand) b.click = cut(batch.click, c0, c1);
+    if (static_cast<Index>(batch.conv.size()) == n_cand) b.conv = cut(batch.conv, c0, c1);
+    if (static_cast<Index>(batch.label.size()) == n_cand) b.label = cut(batch.label, c0, c1);
+    const Index h0 = batch.hist_offsets[begin], h1 = batch.hist_offsets[end];
+    b.hist_offsets = rebase(batch.hist_offsets, begin, end);
+    for (std::size_t f = 0; f < b.hist_fields.size(); ++f) b.hist_fields[f] = cut(batch.hist_fields[f], h0, h1);
+    b.hist_type = cut(batch.hist_type, h0, h1);
+    b.hist_gap = cut(batch.hist_gap, h0, h1);
+    b.hist_has_query = cut(batch.hist_has_query, h0, h1);
+    b.hist_query_offsets = rebase(batch.hist_query_offsets, h0, h1);
+    b.hist_query_terms = cut(batch.hist_query_terms, batch.hist_query_offsets[h0], batch.hist_query_offsets[h1]);
+    return b;
+}
+
 // log σ(x) without overflow, in double (inference only, no graph).
 inline double log_sigmoid_value(double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x))); }
 inline double sigmoid_value(double x) { return std::exp(log_sigmoid_value(x)); }
@@ -59,20 +104,54 @@ public:
 
     const PianoConfig& config() const { return config_; }
 
+    /// Requests per piece of rerank's work (see rerank).
+    static constexpr Index kRerankPiece = 16;
+
     /// The new order and every prediction for each request of `batch`, building no graph
     /// and in evaluation mode (no dropout); the model's mode is restored afterwards.
     /// The mode is switched only when the model is in training mode, so concurrent calls
     /// on a model already in eval mode touch no shared state.
+    ///
+    /// A batch of more than kRerankPiece requests is cut into fixed pieces of kRerankPiece
+    /// requests that run through forward() in parallel (OpenMP over requests, one parallel
+    /// region per call; inside another parallel region they run one after the other). The
+    /// pieces do not depend on the thread count, so neither do the results. forward() must
+    /// therefore be safe to call concurrently in evaluation mode without gradients, as every
+    /// model here is (it reads the parameters and writes nothing shared). An exception in a
+    /// piece is rethrown once all pieces have finished.
     std::vector<RerankResult> rerank(const data::Batch& batch) {
         const bool was_training = this->is_training();
         if (was_training) this->eval();
-        ModelOutputs<T> out;
-        {
-            NoGradGuard no_grad;
-            out = forward(batch);
+        const Index pieces = (batch.size() + kRerankPiece - 1) / kRerankPiece;
+        std::vector<RerankResult> results;
+        std::vector<std::exception_ptr> errors(static_cast<std::size_t>(std::max<Index>(pieces, 1)));
+        if (pieces <= 1) {
+            try {
+                NoGradGuard no_grad;
+                results = results_from(forward(batch), batch);
+            } catch (...) {
+                errors[0] = std::current_exception();
+            }
+        } else {
+            results.resize(static_cast<std::size_t>(batch.size()));
+            const double work = 1e5 * static_cast<double>(batch.num_candidates());  // always worth threads
+            detail::parallel_for(pieces, work, [&](Index k) {
+                try {
+                    NoGradGuard no_grad;  // on every thread: the flag is thread-local
+                    const Index begin = k * kRerankPiece, end = std::min(batch.size(), begin + kRerankPiece);
+                    const data::Batch piece = detail::slice_batch(batch, begin, end);
+                    std::vector<RerankResult> part = results_from(forward(piece), piece);
+                    std::move(part.begin(), part.end(), results.begin() + begin);
+                } catch (...) {
+                    errors[static_cast<std::size_t>(k)] = std::current_exception();
+                }
+            });
         }
         if (was_training) this->train();
-        return results_from(out, batch);
+        for (const auto& e : errors) {
+            if (e) std::rethrow_exception(e);
+        }
+        return results;
     }
 
     RerankResult rerank(const data::Request& request) { return rerank(data::make_batch({&request})).front(); }

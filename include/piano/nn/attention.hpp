@@ -12,9 +12,10 @@
 //     out = [C_1 … C_heads] W_o + b_o                                     [nq, d_model]
 // where X_h is columns [h·d_head, (h+1)·d_head) of X restricted to the segment's rows.
 //
-// The loop over segments and heads is built from plain ops (slice, matmul, softmax,
-// concat), so every step is covered by the ops' own gradient tests; a fused kernel can
-// replace `attend_segment` later without changing the interface.
+// The projections are four `linear` nodes over the whole batch; everything per segment
+// and head (scores, masked softmax, dropout, mixing) is one fused `segment_attention`
+// node (piano/ops/attention.hpp), which runs the segments in parallel. Its dropout mask
+// is drawn from one seed per call, taken from the module's own generator.
 #pragma once
 
 #include <cmath>
@@ -27,6 +28,7 @@
 #include "piano/nn/dropout.hpp"
 #include "piano/nn/linear.hpp"
 #include "piano/nn/module.hpp"
+#include "piano/ops/attention.hpp"
 #include "piano/ops/elementwise.hpp"
 #include "piano/ops/indexing.hpp"
 #include "piano/ops/matmul.hpp"
@@ -110,46 +112,35 @@ public:
         check_inputs(query, key, value, query_offsets, key_offsets, key_mask);
         const std::size_t S = query_offsets.size() - 1;
 
-        // The projections run once over the whole batch; only the scores, softmax and
-        // mixing are per segment. Q is pre-scaled by 1/√d_head (as PyTorch does), which
-        // scales every score Q_h K_hᵀ the same way at [Rq,d] cost instead of per segment.
+        // Scores are scaled by 1/√d_head inside the kernel, folded into the Q K_hᵀ product.
         const T scale = T(1) / std::sqrt(static_cast<T>(d_head_));
-        const Tensor<T> q = w_q_->forward(query) * scale;  // [Rq,d]
-        const Tensor<T> k = w_k_->forward(key);            // [Rk,d]
-        const Tensor<T> v = w_v_->forward(value);          // [Rk,d]
-
-        if (weights_out) {
-            weights_out->heads = heads_;
-            weights_out->segments.assign(S, Matrix<T>());
+        const Tensor<T> q = w_q_->forward(query);  // [Rq,d]
+        const Tensor<T> k = w_k_->forward(key);    // [Rk,d]
+        const Tensor<T> v = w_v_->forward(value);  // [Rk,d]
+        AttentionDropout drop;
+        if (dropout_->active()) {
+            drop.p = static_cast<double>(dropout_->p());
+            drop.seed = dropout_->draw_seed();
         }
-        // 1 for queries that have something to attend to, 0 for the others (their rows of
-        // the result are zeroed after W_o, which would otherwise add b_o).
+        if (weights_out) weights_out->heads = heads_;
+        const Tensor<T> context = segment_attention(q, k, v, query_offsets, key_offsets, heads_, scale, key_mask, drop,
+                                                    weights_out ? &weights_out->segments : nullptr);  // [Rq,d]
+        const Tensor<T> out = w_o_->forward(context);                                             // [Rq,d]
+
+        // Queries with nothing to attend to have zero context; their rows of the result are
+        // zeroed too, which W_o alone would leave at b_o.
         Matrix<T> attends = Matrix<T>::Ones(query.rows(), 1);
         bool any_silent = false;
-        std::vector<Tensor<T>> contexts;  // per segment, [nq_s, d]
         for (std::size_t s = 0; s < S; ++s) {
             const Index q0 = query_offsets[s], nq = query_offsets[s + 1] - q0;
             const Index k0 = key_offsets[s], nk = key_offsets[s + 1] - k0;
-            Mask keys = Mask::Constant(1, nk, true);  // [1,nk], this segment's keys
-            if (key_mask) keys = key_mask->middleRows(k0, nk).transpose();
-            Matrix<T>* weights = weights_out ? &weights_out->segments[s] : nullptr;
-            if (nq == 0) {
-                if (weights) *weights = Matrix<T>(0, nk);
-                continue;
-            }
-            if (!keys.any()) {  // no key, or all masked: nothing to attend to
-                contexts.push_back(Tensor<T>::zeros(nq, d_model_));
+            if (nq == 0) continue;
+            const bool any_key = nk > 0 && (!key_mask || key_mask->middleRows(k0, nk).any());
+            if (!any_key) {
                 attends.middleRows(q0, nq).setZero();
                 any_silent = true;
-                if (weights) *weights = Matrix<T>::Zero(heads_ * nq, nk);
-                continue;
             }
-            contexts.push_back(attend_segment(slice_rows(q, q0, nq), slice_rows(k, k0, nk), slice_rows(v, k0, nk),
-                                              key_mask ? &keys : nullptr, weights));
         }
-        const Tensor<T> context =
-            contexts.empty() ? Tensor<T>::zeros(0, d_model_) : concat_rows(contexts);  // [Rq,d]
-        const Tensor<T> out = w_o_->forward(context);                                    // [Rq,d]
         return any_silent ? out * Tensor<T>(attends) : out;
     }
 
@@ -164,24 +155,6 @@ public:
     Linear<T>& w_o() { return *w_o_; }
 
 private:
-    /// One segment, all heads: q [nq,d] (pre-scaled), k [nk,d], v [nk,d], keys [1,nk] or
-    /// null (all keys real; at least one key is kept either way) -> context [nq,d].
-    /// Writes the [heads*nq, nk] probabilities into *weights when it is not null.
-    Tensor<T> attend_segment(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v, const Mask* keys,
-                             Matrix<T>* weights) {
-        const Index nq = q.rows(), nk = k.rows();
-        if (weights) weights->resize(heads_ * nq, nk);
-        std::vector<Tensor<T>> per_head;  // [nq, d_head] each
-        for (Index h = 0; h < heads_; ++h) {
-            const Index c0 = h * d_head_;
-            const Tensor<T> scores = matmul(slice_cols(q, c0, d_head_), slice_cols(k, c0, d_head_), false, true);
-            const Tensor<T> p = keys ? softmax(scores, *keys) : softmax(scores);  // [nq,nk]
-            if (weights) weights->middleRows(h * nq, nq) = p.value();
-            per_head.push_back(matmul(dropout_->forward(p), slice_cols(v, c0, d_head_)));  // [nq,d_head]
-        }
-        return concat_cols(per_head);
-    }
-
     void check_inputs(const Tensor<T>& query, const Tensor<T>& key, const Tensor<T>& value,
                       const std::vector<Index>& query_offsets, const std::vector<Index>& key_offsets,
                       const Mask* key_mask) const {

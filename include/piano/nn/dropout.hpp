@@ -31,10 +31,22 @@ public:
     }
 
     /// Requires: nothing. Ensures: the result has x's shape; it is x itself in eval mode.
-    /// Not const: each training call advances the generator.
-    Tensor<T> forward(const Tensor<T>& x) { return dropout(x, p_, rng_, this->is_training()); }
+    /// Not const: each training call takes one draw from the generator, the seed of the
+    /// call's counter-based mask (the `dropout` op's seed overload), so the mask is made in
+    /// parallel and is the same for any number of threads.
+    Tensor<T> forward(const Tensor<T>& x) {
+        if (!active()) return dropout(x, p_, std::uint64_t{0}, false);  // x itself
+        return dropout(x, p_, draw_seed(), true);
+    }
 
     T p() const { return p_; }
+
+    /// Whether forward would drop anything: training mode and p > 0.
+    bool active() const { return this->is_training() && p_ > T(0); }
+
+    /// One draw from the module's generator, for kernels that make their own masks from a
+    /// seed (segment_attention's counter-based dropout). Advances the generator once.
+    std::uint64_t draw_seed() { return rng_(); }
 
 private:
     T p_;

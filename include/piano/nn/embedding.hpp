@@ -59,7 +59,12 @@ public:
 
     /// Requires: every id >= 0. Ensures: the result is [ids.size(), dim], row i being
     /// weight.row(row_of(ids[i])); backward adds into those rows of weight's gradient.
-    Tensor<T> forward(const std::vector<Index>& ids) const {
+    Tensor<T> forward(const std::vector<Index>& ids) const { return embedding(weight, rows_of(ids)); }
+
+    /// row_of for every id, after checking that none is negative (std::invalid_argument
+    /// naming the id and its position): the table rows forward() reads, for callers that
+    /// sum several lookups in one node (embedding_sum).
+    std::vector<Index> rows_of(const std::vector<Index>& ids) const {
         std::vector<Index> table_rows(ids.size());
         for (std::size_t i = 0; i < ids.size(); ++i) {
             if (ids[i] < 0) {
@@ -68,7 +73,7 @@ public:
             }
             table_rows[i] = row_of(ids[i]);
         }
-        return embedding(weight, table_rows);
+        return table_rows;
     }
 
     Index rows() const { return rows_; }

@@ -7,6 +7,7 @@
 #include "piano/nn/init.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/elementwise.hpp"
+#include "piano/ops/linear.hpp"
 #include "piano/ops/matmul.hpp"
 
 namespace piano {
@@ -39,8 +40,7 @@ public:
             throw ShapeError("Linear: input " + x.shape() + " does not have " + std::to_string(in_) +
                              " columns (weight " + weight.shape() + ")");
         }
-        Tensor<T> y = matmul(x, weight);  // [N,in] x [in,out] -> [N,out]
-        return bias.defined() ? y + bias : y;
+        return linear(x, weight, bias);  // [N,in] x [in,out] + [1,out] -> [N,out], one fused node
     }
 
     Index in_features() const { return in_; }

@@ -57,11 +57,18 @@ public:
     }
 
     /// Requires: x is [N, widths.front()]. Ensures: the result is [N, widths.back()].
-    Tensor<T> forward(const Tensor<T>& x) {
-        Tensor<T> h = x;
-        for (std::size_t i = 0; i < layers_->size(); ++i) {
-            h = (*layers_)[i].forward(h);
-            if (i + 1 < layers_->size()) h = dropout_->forward(activate(h, activation_));
+    Tensor<T> forward(const Tensor<T>& x) { return forward_from_first((*layers_)[0].forward(x)); }
+
+    /// The first layer, for a caller that forms its output x W_0 + b_0 itself, from parts
+    /// of x (PianoModel computes the parts that repeat down a list once per list).
+    const Linear<T>& first_layer() const { return (*layers_)[0]; }
+
+    /// forward(x), given h = first_layer().forward(x) (or the same value formed otherwise):
+    /// the activation, dropout and the remaining layers. Requires: h is [N, widths[1]].
+    Tensor<T> forward_from_first(const Tensor<T>& h0) {
+        Tensor<T> h = h0;
+        for (std::size_t i = 1; i < layers_->size(); ++i) {
+            h = (*layers_)[i].forward(dropout_->forward(activate(h, activation_)));
         }
         return h;
     }

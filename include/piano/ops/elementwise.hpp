@@ -6,6 +6,8 @@
 // gradient of a broadcast operand is summed over the axes it was repeated along.
 #pragma once
 
+#include <type_traits>
+
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -39,19 +41,61 @@ Matrix<T> reduce_to(const Matrix<T>& g, Index rows, Index cols) {
 
 enum class BinaryOp { add, sub, mul, div };
 
+/// Calls f with row r of `m` broadcast to a result of C columns: the row as an Eigen array
+/// when m has C columns, the scalar m(r', 0) when it has one (a column vector or a 1x1
+/// scalar being repeated along the row). r' is r, or 0 when m has a single row.
+template <typename T, typename F>
+void with_broadcast_row(const Matrix<T>& m, Index R, Index C, Index r, F&& f) {
+    const Index row = m.rows() == R ? r : 0;
+    if (m.cols() == C) {
+        f(m.row(row).array());
+    } else {
+        f(m(row, 0));
+    }
+}
+
+/// out[R,C] = op(a, b) entrywise with a and b broadcast to [R,C] (see the top of this
+/// header), row by row: a broadcast operand is read in place, never copied out to [R,C].
+/// op receives two row arrays, or a row array and a scalar, and returns an array expression.
+template <typename T, typename Op>
+Matrix<T> broadcast_apply(const Matrix<T>& a, const Matrix<T>& b, Index R, Index C, Op op) {
+    Matrix<T> out(R, C);
+    const bool same = a.rows() == R && a.cols() == C && b.rows() == R && b.cols() == C;
+    // Entrywise, so fixed row blocks run in parallel without changing a bit.
+    parallel_rows(R, kRowBlock, static_cast<double>(C), [&](Index r0, Index n) {
+        if (same) {
+            out.middleRows(r0, n).array() = op(a.middleRows(r0, n).array(), b.middleRows(r0, n).array());
+            return;
+        }
+        for (Index r = r0; r < r0 + n; ++r) {
+            with_broadcast_row(a, R, C, r, [&](auto&& x) {
+                with_broadcast_row(b, R, C, r, [&](auto&& y) {
+                    using Result = std::decay_t<decltype(op(x, y))>;
+                    if constexpr (std::is_arithmetic_v<Result>) {
+                        out.row(r).setConstant(op(x, y));  // (cannot happen: C > 1 needs one array side)
+                    } else {
+                        out.row(r).array() = op(x, y);
+                    }
+                });
+            });
+        }
+    });
+    return out;
+}
+
 template <typename T>
 Tensor<T> binary(const Tensor<T>& a, const Tensor<T>& b, BinaryOp kind) {
     static const char* names[] = {"add", "sub", "mul", "div"};
     const char* name = names[static_cast<int>(kind)];
     const auto [rows, cols] = broadcast_shape(name, a.rows(), a.cols(), b.rows(), b.cols());
-    const Matrix<T> A = expand(a.value(), rows, cols);
-    const Matrix<T> B = expand(b.value(), rows, cols);
-    Matrix<T> out(rows, cols);
+    const Matrix<T>& A = a.value();
+    const Matrix<T>& B = b.value();
+    Matrix<T> out;
     switch (kind) {
-        case BinaryOp::add: out = A + B; break;
-        case BinaryOp::sub: out = A - B; break;
-        case BinaryOp::mul: out = A.cwiseProduct(B); break;
-        case BinaryOp::div: out = A.cwiseQuotient(B); break;
+        case BinaryOp::add: out = broadcast_apply(A, B, rows, cols, [](const auto& x, const auto& y) { return x + y; }); break;
+        case BinaryOp::sub: out = broadcast_apply(A, B, rows, cols, [](const auto& x, const auto& y) { return x - y; }); break;
+        case BinaryOp::mul: out = broadcast_apply(A, B, rows, cols, [](const auto& x, const auto& y) { return x * y; }); break;
+        case BinaryOp::div: out = broadcast_apply(A, B, rows, cols, [](const auto& x, const auto& y) { return x / y; }); break;
     }
     return make_result<T>(std::move(out), name, {a.node(), b.node()}, [kind](Node<T>& self) {
         // binary([R,C] or broadcast, [R,C] or broadcast) -> [R,C]
@@ -59,30 +103,44 @@ Tensor<T> binary(const Tensor<T>& a, const Tensor<T>& b, BinaryOp kind) {
         Node<T>& na = *self.inputs[0];
         Node<T>& nb = *self.inputs[1];
         const Index R = G.rows(), C = G.cols();
+        // A gradient of the result's shape, summed down to the operand's shape if it was broadcast.
+        auto give = [R, C](Node<T>& n, Matrix<T>&& d) {
+            if (n.value.rows() == R && n.value.cols() == C) {
+                n.accumulate_grad(std::move(d));
+            } else {
+                n.accumulate_grad(reduce_to(d, n.value.rows(), n.value.cols()));
+            }
+        };
+        auto times = [](const auto& x, const auto& y) { return x * y; };
+        auto over = [](const auto& x, const auto& y) { return x / y; };
+        const bool a_full = na.value.rows() == R && na.value.cols() == C;
+        const bool b_full = nb.value.rows() == R && nb.value.cols() == C;
         if (na.requires_grad) {
-            Matrix<T> dA;
             switch (kind) {
                 case BinaryOp::add:
-                case BinaryOp::sub: dA = G; break;
-                case BinaryOp::mul: dA = G.cwiseProduct(expand(nb.value, R, C)); break;
-                case BinaryOp::div: dA = G.cwiseQuotient(expand(nb.value, R, C)); break;
+                case BinaryOp::sub:
+                    if (a_full) na.accumulate_grad(G);  // adds G in place, or copies it once
+                    else give(na, Matrix<T>(G));
+                    break;
+                case BinaryOp::mul: give(na, broadcast_apply(G, nb.value, R, C, times)); break;  // G ⊙ b
+                case BinaryOp::div: give(na, broadcast_apply(G, nb.value, R, C, over)); break;   // G / b
             }
-            na.accumulate_grad(reduce_to(dA, na.value.rows(), na.value.cols()));
         }
         if (nb.requires_grad) {
-            Matrix<T> dB;
             switch (kind) {
-                case BinaryOp::add: dB = G; break;
-                case BinaryOp::sub: dB = -G; break;
-                case BinaryOp::mul: dB = G.cwiseProduct(expand(na.value, R, C)); break;
+                case BinaryOp::add:
+                    if (b_full) nb.accumulate_grad(G);
+                    else give(nb, Matrix<T>(G));
+                    break;
+                case BinaryOp::sub: give(nb, Matrix<T>(-G)); break;
+                case BinaryOp::mul: give(nb, broadcast_apply(G, na.value, R, C, times)); break;  // G ⊙ a
                 case BinaryOp::div: {
-                    // d(a/b)/db = -a / b^2
-                    const Matrix<T> Bx = expand(nb.value, R, C);
-                    dB = -(G.cwiseProduct(expand(na.value, R, C))).cwiseQuotient(Bx.cwiseProduct(Bx));
+                    // d(a/b)/db = -a / b^2, as -(G ⊙ a) / (b ⊙ b)
+                    const Matrix<T> ga = broadcast_apply(G, na.value, R, C, times);
+                    give(nb, broadcast_apply(ga, nb.value, R, C, [](const auto& x, const auto& y) { return -x / (y * y); }));
                     break;
                 }
             }
-            nb.accumulate_grad(reduce_to(dB, nb.value.rows(), nb.value.cols()));
         }
     });
 }

@@ -9,9 +9,11 @@
 // eps keeps r finite when a row is constant (σ² = 0).
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <utility>
 
+#include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -42,41 +44,76 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& gain, const Tensor<T>&
     if (C == 0) throw ShapeError("layer_norm: cannot normalise the empty rows of x " + shape_string(R, C));
 
     const Matrix<T>& X = x.value();
-    const Column mu = X.rowwise().mean();                                    // [R,1]
-    const Matrix<T> centered = X.colwise() - mu;                             // [R,C]
-    // Two passes (mean first, then squares of the centred values): the one-pass
-    // E[x²] - μ² loses every digit when |μ| is large next to σ.
-    const Column variance = centered.cwiseAbs2().rowwise().mean();          // [R,1]
-    const Column rstd = (variance.array() + eps).sqrt().inverse().matrix();  // [R,1]
-    Matrix<T> y = ((centered.array().colwise() * rstd.array()).rowwise() * gain.value().row(0).array()).rowwise() +
-                  bias.value().row(0).array();
+    const auto gain_row = gain.value().row(0).array();
+    const auto bias_row = bias.value().row(0).array();
+    Column mu(R), rstd(R);  // [R,1] each: the row statistics, saved for backward
+    Matrix<T> y(R, C);
+    // Row by row, in fixed blocks of rows run in parallel (rows are independent).
+    detail::parallel_rows(R, detail::kRowBlock, 8.0 * static_cast<double>(C), [&](Index r0, Index rows) {
+        for (Index r = r0; r < r0 + rows; ++r) {
+            const auto xr = X.row(r).array();
+            const T m = xr.sum() / static_cast<T>(C);
+            // Two passes (mean first, then squares of the centred values): the one-pass
+            // E[x²] - μ² loses every digit when |μ| is large next to σ.
+            const T variance = (xr - m).square().sum() / static_cast<T>(C);
+            const T rs = T(1) / std::sqrt(variance + eps);
+            y.row(r).array() = (xr - m) * rs * gain_row + bias_row;
+            mu(r) = m;
+            rstd(r) = rs;
+        }
+    });
 
     // Saved for backward: the row statistics ([R,1] each), not x̂ ([R,C]); x̂ is cheap to rebuild.
     return detail::make_result<T>(
-        std::move(y), "layer_norm", {x.node(), gain.node(), bias.node()}, [mu, rstd](Node<T>& self) {
+        std::move(y), "layer_norm", {x.node(), gain.node(), bias.node()},
+        [mu = std::move(mu), rstd = std::move(rstd)](Node<T>& self) {
             // layer_norm(x [R,C], gain [1,C], bias [1,C]) -> [R,C]; G = dL/dy is [R,C].
             const Matrix<T>& G = self.grad;
             Node<T>& nx = *self.inputs[0];
             Node<T>& ngain = *self.inputs[1];
             Node<T>& nbias = *self.inputs[2];
-            const Matrix<T> xhat = ((nx.value.colwise() - mu).array().colwise() * rstd.array()).matrix();  // [R,C]
-
-            // y = x̂ ⊙ gain + bias, with gain and bias repeated down the rows: their
-            // gradients are summed over the rows.
-            if (nbias.requires_grad) nbias.accumulate_grad(G.colwise().sum());                   // [1,C]
-            if (ngain.requires_grad) ngain.accumulate_grad(G.cwiseProduct(xhat).colwise().sum());  // [1,C]
-
-            if (nx.requires_grad) {
-                // Through x̂: with d = G ⊙ gain = dL/dx̂, and μ and r depending on the whole row,
-                //   dx = r (d - mean(d) - x̂ ⊙ mean(d ⊙ x̂))     (means over the row's C entries)
-                // The two means remove the parts of d along the directions normalisation
-                // takes out: a shift of the row (μ) and a scaling of it (σ).
-                const Matrix<T> d = (G.array().rowwise() * ngain.value.row(0).array()).matrix();  // [R,C]
-                const Column mean_d = d.rowwise().mean();                                         // [R,1]
-                const Column mean_d_xhat = d.cwiseProduct(xhat).rowwise().mean();                  // [R,1]
-                const Matrix<T> inner = (d.colwise() - mean_d) - (xhat.array().colwise() * mean_d_xhat.array()).matrix();
-                nx.accumulate_grad((inner.array().colwise() * rstd.array()).matrix());
+            const Matrix<T>& X = nx.value;
+            const Index R = X.rows(), C = X.cols();
+            const auto gain_row = ngain.value.row(0).array();
+            const bool want_x = nx.requires_grad;
+            const bool want_params = ngain.requires_grad || nbias.requires_grad;
+            const bool fresh = want_x && nx.begin_grad_write();
+            // y = x̂ ⊙ gain + bias, with gain and bias repeated down the rows: their gradients
+            // are sums over the rows, formed per fixed block of rows and then added in block
+            // order, so that the sum does not depend on the thread count.
+            const Index blocks = (R + detail::kRowBlock - 1) / detail::kRowBlock;
+            Matrix<T> partial_bias, partial_gain;
+            if (want_params) {
+                partial_bias = Matrix<T>::Zero(blocks, C);
+                partial_gain = Matrix<T>::Zero(blocks, C);
             }
+            detail::parallel_rows(R, detail::kRowBlock, 12.0 * static_cast<double>(C), [&](Index r0, Index rows) {
+                Eigen::Array<T, 1, Eigen::Dynamic> xhat(C), d(C);
+                for (Index r = r0; r < r0 + rows; ++r) {
+                    xhat = (X.row(r).array() - mu(r)) * rstd(r);
+                    const auto g = G.row(r).array();
+                    if (want_params) {
+                        const Index k = r0 / detail::kRowBlock;
+                        partial_bias.row(k).array() += g;
+                        partial_gain.row(k).array() += g * xhat;
+                    }
+                    if (!want_x) continue;
+                    // Through x̂: with d = G ⊙ gain = dL/dx̂, and μ and r depending on the whole row,
+                    //   dx = r (d - mean(d) - x̂ ⊙ mean(d ⊙ x̂))     (means over the row's C entries)
+                    // The two means remove the parts of d along the directions normalisation
+                    // takes out: a shift of the row (μ) and a scaling of it (σ).
+                    d = g * gain_row;
+                    const T mean_d = d.sum() / static_cast<T>(C);
+                    const T mean_d_xhat = (d * xhat).sum() / static_cast<T>(C);
+                    if (fresh) {
+                        nx.grad.row(r).array() = ((d - mean_d) - xhat * mean_d_xhat) * rstd(r);
+                    } else {
+                        nx.grad.row(r).array() += ((d - mean_d) - xhat * mean_d_xhat) * rstd(r);
+                    }
+                }
+            });
+            if (nbias.requires_grad) nbias.accumulate_grad(Matrix<T>(partial_bias.colwise().sum()));  // [1,C]
+            if (ngain.requires_grad) ngain.accumulate_grad(Matrix<T>(partial_gain.colwise().sum()));  // [1,C]
         });
 }
 

@@ -13,6 +13,7 @@
 // Malformed offsets throw ShapeError naming the op, the bad entry and what was expected.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,12 @@ template <typename T>
 Matrix<T> sum_segments(const Matrix<T>& x, const std::vector<Index>& offsets) {
     const Index S = static_cast<Index>(offsets.size()) - 1;
     Matrix<T> out = Matrix<T>::Zero(S, x.cols());
-    for (Index s = 0; s < S; ++s) {
-        for (Index r = offsets[s]; r < offsets[s + 1]; ++r) out.row(s) += x.row(r);
-    }
+    // Each segment's sum, in row order, is one piece's own output row.
+    parallel_rows(S, 16, static_cast<double>(x.size()) / static_cast<double>(std::max<Index>(S, 1)), [&](Index s0, Index n) {
+        for (Index s = s0; s < s0 + n; ++s) {
+            for (Index r = offsets[s]; r < offsets[s + 1]; ++r) out.row(s) += x.row(r);
+        }
+    });
     return out;
 }
 
@@ -65,9 +69,12 @@ Matrix<T> sum_segments(const Matrix<T>& x, const std::vector<Index>& offsets) {
 template <typename T>
 void add_repeated(Matrix<T>& out, const Matrix<T>& x, const std::vector<Index>& offsets) {
     const Index S = static_cast<Index>(offsets.size()) - 1;
-    for (Index s = 0; s < S; ++s) {
-        for (Index r = offsets[s]; r < offsets[s + 1]; ++r) out.row(r) += x.row(s);
-    }
+    // Segments own disjoint rows of out, so they run in parallel pieces.
+    parallel_rows(S, 16, static_cast<double>(out.size()) / static_cast<double>(std::max<Index>(S, 1)), [&](Index s0, Index n) {
+        for (Index s = s0; s < s0 + n; ++s) {
+            for (Index r = offsets[s]; r < offsets[s + 1]; ++r) out.row(r) += x.row(s);
+        }
+    });
 }
 
 }  // namespace detail

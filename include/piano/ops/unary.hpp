@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -163,22 +164,44 @@ Tensor<T> relu(const Tensor<T>& x) {
 }
 
 /// GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+/// Runs over fixed pieces of the entries in parallel (elementwise, so the split changes no
+/// value). When a gradient will be needed, the forward also keeps dy/dx, which shares its
+/// tanh with y, so the backward is one product.
 template <typename T>
 Tensor<T> gelu(const Tensor<T>& x) {
     detail::require_defined(x, "gelu");
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     const T k = T(0.7978845608028654);  // √(2/π)
     const T c = T(0.044715);
-    const auto& X = x.value().array();
-    const auto t = (k * (X + c * X.cube())).tanh();
-    Matrix<T> y = (T(0.5) * X * (T(1) + t)).matrix();
-    return detail::make_result<T>(std::move(y), "gelu", {x.node()}, [k, c](Node<T>& self) {
-        // gelu([R,C]) -> [R,C]. With u = k(x + c x³) and t = tanh u:
-        //   dy/dx = 0.5 (1 + t) + 0.5 x (1 - t²) k (1 + 3 c x²)
-        // t is recomputed: it cannot be recovered from y where x = 0.
-        const auto& X = self.inputs[0]->value.array();
-        const auto t = (k * (X + c * X.cube())).tanh().eval();
-        const auto dydx = T(0.5) * (T(1) + t) + T(0.5) * X * (T(1) - t.square()) * k * (T(1) + T(3) * c * X.square());
-        self.inputs[0]->accumulate_grad((self.grad.array() * dydx).matrix());
+    const Index kPiece = 16384;
+    const Matrix<T>& X = x.value();
+    const bool keep_slope = is_grad_enabled() && x.requires_grad();
+    Matrix<T> y(X.rows(), X.cols()), slope;
+    if (keep_slope) slope.resize(X.rows(), X.cols());
+    detail::parallel_rows(X.size(), kPiece, 20.0, [&](Index b, Index n) {
+        const auto xs = Eigen::Map<const Array>(X.data() + b, n);
+        const Array t = (k * (xs + c * xs.cube())).tanh();
+        Eigen::Map<Array>(y.data() + b, n) = T(0.5) * xs * (T(1) + t);
+        // With u = k(x + c x³) and t = tanh u:  dy/dx = 0.5 (1 + t) + 0.5 x (1 - t²) k (1 + 3 c x²)
+        if (keep_slope) {
+            Eigen::Map<Array>(slope.data() + b, n) =
+                T(0.5) * (T(1) + t) + T(0.5) * xs * (T(1) - t.square()) * k * (T(1) + T(3) * c * xs.square());
+        }
+    });
+    return detail::make_result<T>(std::move(y), "gelu", {x.node()}, [slope = std::move(slope), kPiece](Node<T>& self) {
+        // gelu([R,C]) -> [R,C]; dx = G ⊙ dy/dx, the slope kept by the forward
+        Node<T>& in = *self.inputs[0];
+        const bool fresh = in.begin_grad_write();
+        detail::parallel_rows(slope.size(), kPiece, 2.0, [&](Index b, Index n) {
+            auto dx = Eigen::Map<Array>(in.grad.data() + b, n);
+            const auto g = Eigen::Map<const Array>(self.grad.data() + b, n);
+            const auto s = Eigen::Map<const Array>(slope.data() + b, n);
+            if (fresh) {
+                dx = g * s;
+            } else {
+                dx += g * s;
+            }
+        });
     });
 }
 

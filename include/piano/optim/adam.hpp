@@ -39,12 +39,14 @@
 //     O(V x D) for a [V,D] table.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "piano/core/error.hpp"
+#include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/optim/optimizer.hpp"
 
@@ -94,9 +96,9 @@ public:
             if (!p.has_grad()) continue;
             const Node<T>& node = *p.node();
             if (options_.sparse_mode == SparseMode::lazy && node.grad_is_row_sparse) {
-                for (Index r : detail::distinct_rows(node.touched_rows)) update_rows(i, r, 1, c);
+                update_touched_rows(i, node.touched_rows, c);
             } else {
-                update_rows(i, 0, p.rows(), c);
+                update_all_rows(i, c);
             }
         }
         ++this->step_;
@@ -140,26 +142,86 @@ private:
         T eps;
     };
 
-    // The update of rows [begin, begin + count) of parameter i. Dense mode passes all rows,
-    // lazy mode one touched row at a time; the arithmetic is the same, in PyTorch's order.
-    void update_rows(std::size_t i, Index begin, Index count, const Coefficients& c) {
-        using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    // The update of `count` entries (p, m, v, g aligned), in PyTorch's order of operations.
+    // Elementwise, so any split of a parameter into pieces gives the same bits. Eigen maps,
+    // not a scalar loop: std::sqrt's errno contract keeps a plain loop from vectorising.
+    static void update_entries(T* p_data, T* m_data, T* v_data, const T* g_data, Index count, const Coefficients& c) {
+        using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+        Eigen::Map<Array> p(p_data, count), m(m_data, count), v(v_data, count);
+        const Eigen::Map<const Array> grad(g_data, count);
+        if (c.l2 != T(0)) {
+            // g = grad + lambda p, formed from p before the decoupled decay (Adam has keep = 1).
+            m = m * c.beta1 + c.one_minus_beta1 * (grad + c.l2 * p);
+            v = v * c.beta2 + c.one_minus_beta2 * (grad + c.l2 * p) * (grad + c.l2 * p);
+        } else {
+            // The L2 term is skipped when lambda = 0 rather than adding 0 p, which is NaN
+            // where p is infinite.
+            m = m * c.beta1 + c.one_minus_beta1 * grad;
+            v = v * c.beta2 + c.one_minus_beta2 * grad * grad;
+        }
+        p = p * c.keep - c.step_size * m / (v.sqrt() / c.correction2_sqrt + c.eps);
+    }
+
+    // Dense mode, or a dense gradient: every entry, in fixed pieces of 16k entries.
+    void update_all_rows(std::size_t i, const Coefficients& c) {
         Tensor<T>& param = this->parameters_[i].second;
-        auto p = param.mutable_value().middleRows(begin, count).array();
-        auto m = slots_[i][0].middleRows(begin, count).array();
-        auto v = slots_[i][1].middleRows(begin, count).array();
-        const auto grad = param.grad().middleRows(begin, count).array();
-        // Skipped when lambda = 0 rather than adding 0 p, which is NaN where p is infinite.
-        const Array g = c.l2 != 0 ? Array(grad + c.l2 * p) : Array(grad);
-        p *= c.keep;
-        m = m * c.beta1 + c.one_minus_beta1 * g;
-        v = v * c.beta2 + c.one_minus_beta2 * g * g;
-        p -= c.step_size * m / (v.sqrt() / c.correction2_sqrt + c.eps);
+        T* p = param.mutable_value().data();
+        T* m = slots_[i][0].data();
+        T* v = slots_[i][1].data();
+        const T* g = param.grad().data();
+        const Index n = param.size();
+        constexpr Index kPiece = 16384;
+        detail::parallel_rows(n, kPiece, 8.0, [&](Index b, Index count) {
+            update_entries(p + b, m + b, v + b, g + b, count, c);
+        });
+    }
+
+    // Lazy mode, a row-sparse gradient: the distinct touched rows only (a row listed twice
+    // already holds the sum of its contributions, so it is updated once).
+    void update_touched_rows(std::size_t i, const std::vector<Index>& touched, const Coefficients& c) {
+        Tensor<T>& param = this->parameters_[i].second;
+        const Index cols = param.cols();
+        std::vector<unsigned char>& seen = seen_[i];
+        if (seen.size() != static_cast<std::size_t>(param.rows())) seen.assign(static_cast<std::size_t>(param.rows()), 0);
+        std::vector<Index> rows;
+        rows.reserve(touched.size());
+        for (Index r : touched) {
+            if (!seen[static_cast<std::size_t>(r)]) {
+                seen[static_cast<std::size_t>(r)] = 1;
+                rows.push_back(r);
+            }
+        }
+        for (Index r : rows) seen[static_cast<std::size_t>(r)] = 0;
+        T* p = param.mutable_value().data();
+        T* m = slots_[i][0].data();
+        T* v = slots_[i][1].data();
+        const T* g = param.grad().data();
+        constexpr Index kRows = 256;
+        detail::parallel_rows(static_cast<Index>(rows.size()), kRows, 8.0 * static_cast<double>(cols),
+                              [&](Index b, Index count) {
+                                  constexpr Index kAhead = 4;  // rows prefetched ahead
+                                  auto fetch = [&](Index k) {
+                                      const Index at = rows[static_cast<std::size_t>(k)] * cols;
+                                      detail::prefetch(p + at, cols);
+                                      detail::prefetch(m + at, cols);
+                                      detail::prefetch(v + at, cols);
+                                      detail::prefetch(g + at, cols);
+                                  };
+                                  for (Index k = b; k < std::min(b + kAhead, b + count); ++k) fetch(k);
+                                  for (Index k = b; k < b + count; ++k) {
+                                      if (k + kAhead < b + count) fetch(k + kAhead);
+                                      const Index at = rows[static_cast<std::size_t>(k)] * cols;
+                                      update_entries(p + at, m + at, v + at, g + at, cols, c);
+                                  }
+                              });
     }
 
     AdamOptions options_;
     bool decoupled_;
     std::vector<std::vector<Matrix<T>>> slots_;  // slots_[i] = {m, v} of parameters_[i]
+    // Per parameter, scratch flags for finding distinct touched rows without sorting (all
+    // zero between steps; sized on first use).
+    std::vector<std::vector<unsigned char>> seen_ = std::vector<std::vector<unsigned char>>(this->parameters_.size());
 };
 
 /// AdamW: Adam whose weight decay is decoupled from the moments (see the top of this
