@@ -4,31 +4,22 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "piano/data/jdsearch.hpp"
 
+#include <support/test_helpers.hpp>
+
 namespace fs = std::filesystem;
 using namespace piano::data;
+using piano::testing::TempDir;
 
 namespace {
 
 const std::string kSample = std::string(PIANO_SHARED_DIR) + "/data/jdsearch-sample/";
 const std::string kFixtures = std::string(PIANO_TEST_FIXTURES) + "/jdsearch/";
-
-/// A fresh directory under the system temp dir, removed when the test ends.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("piano_data_test_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 /// The DataError that streaming `file` throws (or a failed check when it throws none).
 piano::DataError first_error(const std::string& file) {
@@ -41,7 +32,8 @@ piano::DataError first_error(const std::string& file) {
     throw;  // unreachable: FAIL throws
 }
 
-std::vector<long> lines_of(const std::vector<Request>& requests) {
+/// The source line of each request.
+std::vector<long> source_lines(const std::vector<Request>& requests) {
     std::vector<long> lines;
     for (const Request& r : requests) lines.push_back(r.source.line);
     return lines;
@@ -231,23 +223,24 @@ TEST_CASE("a seeded split is deterministic, disjoint and complete", "[data]") {
     options.split_seed = 11;
     const JdsearchDataset a = load_jdsearch_dir(kFixtures + "header_crlf", options);
     const JdsearchDataset b = load_jdsearch_dir(kFixtures + "header_crlf", options);
-    CHECK(lines_of(a.train) == lines_of(b.train));
-    CHECK(lines_of(a.valid) == lines_of(b.valid));
-    CHECK(lines_of(a.test) == lines_of(b.test));
+    CHECK(source_lines(a.train) == source_lines(b.train));
+    CHECK(source_lines(a.valid) == source_lines(b.valid));
+    CHECK(source_lines(a.test) == source_lines(b.test));
     CHECK(a.train.size() == 5);
     CHECK(a.valid.size() == 3);
     CHECK(a.test.size() == 2);
 
     std::vector<long> all;
     for (const auto* split : {&a.train, &a.valid, &a.test})
-        for (long line : lines_of(*split)) all.push_back(line);
+        for (long line : source_lines(*split)) all.push_back(line);
     std::sort(all.begin(), all.end());
     CHECK(all == std::vector<long>{2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
 
     bool some_seed_differs = false;
     for (std::uint64_t seed = 12; seed < 20 && !some_seed_differs; ++seed) {
         options.split_seed = seed;
-        some_seed_differs = lines_of(load_jdsearch_dir(kFixtures + "header_crlf", options).train) != lines_of(a.train);
+        some_seed_differs =
+            source_lines(load_jdsearch_dir(kFixtures + "header_crlf", options).train) != source_lines(a.train);
     }
     CHECK(some_seed_differs);
 }
@@ -448,10 +441,10 @@ TEST_CASE("capacities hash the loader's long tail; vocabularies round-trip throu
     CHECK(items.row("999") == kUnknownRow);
     CHECK(data.vocab[Table::term].rows() == 4);  // other tables uncapped
 
-    TempDir dir;
-    data.vocab.save_dir(dir.path.string());
-    CHECK(fs::exists(dir.path / "items.vocab"));
-    const Vocabularies back = Vocabularies::load_dir(dir.path.string());
+    TempDir dir("jdsearch");
+    data.vocab.save_dir(dir.path().string());
+    CHECK(fs::exists(dir / "items.vocab"));
+    const Vocabularies back = Vocabularies::load_dir(dir.path().string());
     for (int t = 0; t < kTableCount; ++t) {
         const Vocabulary& a = data.vocab.tables[static_cast<std::size_t>(t)];
         const Vocabulary& b = back.tables[static_cast<std::size_t>(t)];
@@ -461,10 +454,10 @@ TEST_CASE("capacities hash the loader's long tail; vocabularies round-trip throu
     for (const char* id : {"101", "102", "103", "104", "999"}) CHECK(back[Table::item].row(id) == items.row(id));
 
     // The sample's own file names work through explicit paths, and as a directory too.
-    fs::copy_file(kSample + "product_meta_data_sample.txt", dir.path / "products.txt");
-    fs::copy_file(kSample + "user_behavior_data_sample.txt", dir.path / "requests.txt");
+    fs::copy_file(kSample + "product_meta_data_sample.txt", dir / "products.txt");
+    fs::copy_file(kSample + "user_behavior_data_sample.txt", dir / "requests.txt");
     LoadOptions all_train;
     all_train.train_fraction = 1.0;
     all_train.valid_fraction = 0.0;
-    CHECK(load_jdsearch_dir(dir.path.string(), all_train).train.size() == 3);
+    CHECK(load_jdsearch_dir(dir.path().string(), all_train).train.size() == 3);
 }

@@ -6,7 +6,8 @@
 #include <piano/data/jdsearch.hpp>
 #include <piano/data/simulator.hpp>
 
-#include <chrono>
+#include <support/test_helpers.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -18,31 +19,11 @@ namespace fs = std::filesystem;
 using piano::data::SimRequest;
 using piano::data::Simulation;
 using piano::data::SimulatorOptions;
+using piano::testing::lines_of;
+using piano::testing::read_bytes;
+using piano::testing::TempDir;
 
 namespace {
-
-/// A fresh directory under the system temp dir, removed with everything in it at the end.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        static int counter = 0;
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("piano_sim_" + tag + "_" + std::to_string(now) + "_" + std::to_string(++counter));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-};
-
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
     std::vector<std::string> parts;
@@ -52,13 +33,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
     if (!s.empty() && s.back() == sep) parts.emplace_back();
     if (s.empty()) parts.emplace_back();
     return parts;
-}
-
-std::vector<std::string> lines_of(const fs::path& p) {
-    std::vector<std::string> lines;
-    std::ifstream in(p, std::ios::binary);
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    return lines;
 }
 
 SimulatorOptions small_options() {
@@ -104,22 +78,22 @@ TEST_CASE("same seed gives byte-identical files, another seed different ones", "
     SimulatorOptions other = o;
     other.seed = o.seed + 1;
     TempDir a("a"), b("b"), c("c");
-    piano::data::write_jdsearch_files(piano::data::simulate_music_search(o), a.path);
-    piano::data::write_jdsearch_files(piano::data::simulate_music_search(o), b.path);
-    piano::data::write_jdsearch_files(piano::data::simulate_music_search(other), c.path);
+    piano::data::write_jdsearch_files(piano::data::simulate_music_search(o), a.path());
+    piano::data::write_jdsearch_files(piano::data::simulate_music_search(o), b.path());
+    piano::data::write_jdsearch_files(piano::data::simulate_music_search(other), c.path());
     for (const char* name : {"products.txt", "train.txt", "valid.txt", "test.txt", "truth.txt"}) {
         INFO(name);
-        const std::string bytes = read_bytes(a.path / name);
+        const std::string bytes = read_bytes(a / name);
         CHECK(bytes.size() > 50);
-        CHECK(bytes == read_bytes(b.path / name));
-        CHECK(bytes != read_bytes(c.path / name));
+        CHECK(bytes == read_bytes(b / name));
+        CHECK(bytes != read_bytes(c / name));
     }
 }
 
 TEST_CASE("request files have the JDsearch header and field layout", "[data][simulator]") {
     const Simulation& sim = medium();
     TempDir dir("format");
-    piano::data::write_jdsearch_files(sim, dir.path);
+    piano::data::write_jdsearch_files(sim, dir.path());
     const std::string request_header =
         "query\tcandidate_wid_list\tcandidate_label_list\thistory_qry_list\thistory_wid_list\thistory_type_list\t"
         "history_time_list";
@@ -133,7 +107,7 @@ TEST_CASE("request files have the JDsearch header and field layout", "[data][sim
         CHECK(lines_of(sample / "product_meta_data_sample.txt").front() == product_header);
     }
 #endif
-    const std::vector<std::string> products = lines_of(dir.path / "products.txt");
+    const std::vector<std::string> products = lines_of(dir / "products.txt");
     REQUIRE(products.size() == sim.world.songs.size() + 1);
     CHECK(products.front() == product_header);
     for (std::size_t k = 1; k < products.size(); ++k) REQUIRE(split(products[k], '\t').size() == 13);
@@ -145,7 +119,7 @@ TEST_CASE("request files have the JDsearch header and field layout", "[data][sim
     std::size_t query_less = 0, empty_histories = 0, events = 0;
     for (const auto& [name, count] : files) {
         INFO(name);
-        const std::vector<std::string> lines = lines_of(dir.path / name);
+        const std::vector<std::string> lines = lines_of(dir / name);
         REQUIRE(lines.size() == count + 1);
         CHECK(lines.front() == request_header);
         for (std::size_t k = 1; k < lines.size(); ++k) {
@@ -191,8 +165,8 @@ TEST_CASE("request files have the JDsearch header and field layout", "[data][sim
 TEST_CASE("the JDsearch loader reads the simulator's files", "[data][simulator]") {
     const Simulation& sim = medium();
     TempDir dir("loader");
-    piano::data::write_jdsearch_files(sim, dir.path);
-    const piano::data::JdsearchDataset data = piano::data::load_jdsearch_dir(dir.path.string());
+    piano::data::write_jdsearch_files(sim, dir.path());
+    const piano::data::JdsearchDataset data = piano::data::load_jdsearch_dir(dir.path().string());
     REQUIRE(data.train.size() == sim.train);
     REQUIRE(data.valid.size() == sim.valid);
     REQUIRE(data.test.size() == sim.test);
@@ -221,11 +195,11 @@ TEST_CASE("the JDsearch loader reads the simulator's files", "[data][simulator]"
 TEST_CASE("truth.txt holds one line of true probabilities per test request", "[data][simulator]") {
     const Simulation& sim = medium();
     TempDir dir("truth");
-    piano::data::write_jdsearch_files(sim, dir.path);
-    const std::vector<piano::data::TruthRow> truth = piano::data::read_truth(dir.path / "truth.txt");
+    piano::data::write_jdsearch_files(sim, dir.path());
+    const std::vector<piano::data::TruthRow> truth = piano::data::read_truth(dir / "truth.txt");
     REQUIRE(truth.size() == sim.test);
-    REQUIRE(lines_of(dir.path / "truth.txt").size() == sim.test);
-    const std::vector<std::string> test_lines = lines_of(dir.path / "test.txt");
+    REQUIRE(lines_of(dir / "truth.txt").size() == sim.test);
+    const std::vector<std::string> test_lines = lines_of(dir / "test.txt");
     for (std::size_t k = 0; k < truth.size(); ++k) {
         const SimRequest& r = sim.requests[sim.train + sim.valid + k];
         REQUIRE(truth[k].request == k);
@@ -245,7 +219,7 @@ TEST_CASE("truth.txt holds one line of true probabilities per test request", "[d
 
 TEST_CASE("read_truth refuses malformed lines with file, line and field", "[data][simulator]") {
     TempDir dir("bad_truth");
-    const fs::path path = dir.path / "truth.txt";
+    const fs::path path = dir / "truth.txt";
     auto rejects = [&](const std::string& text, const std::string& expected) {
         std::ofstream(path, std::ios::binary) << text;
         try {

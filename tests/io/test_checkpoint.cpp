@@ -9,14 +9,14 @@
 #include <piano/optim/adam.hpp>
 #include <piano/optim/sgd.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,52 +26,26 @@ using piano::CheckpointFormat;
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::read_bytes;
+using piano::testing::TempDir;
 using Catch::Contains;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp directory, removed with its contents.
-class TempDir {
-public:
-    TempDir() {
-        std::random_device random;
-        std::ostringstream name;
-        name << "piano_checkpoint_test_" << std::hex << random() << random();
-        path_ = fs::temp_directory_path() / name.str();
-        fs::create_directories(path_);
+/// Names of leftover temporary files (save_checkpoint's "*.tmp.*") in dir.
+std::vector<std::string> temp_files(const TempDir& dir) {
+    std::vector<std::string> out;
+    for (const auto& entry : fs::directory_iterator(dir.path())) {
+        const std::string name = entry.path().filename().string();
+        if (name.find(".tmp") != std::string::npos) out.push_back(name);
     }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    fs::path operator/(const std::string& name) const { return path_ / name; }
-
-    /// Names of leftover temporary files (save_checkpoint's "*.tmp.*").
-    std::vector<std::string> temp_files() const {
-        std::vector<std::string> out;
-        for (const auto& entry : fs::directory_iterator(path_)) {
-            const std::string name = entry.path().filename().string();
-            if (name.find(".tmp") != std::string::npos) out.push_back(name);
-        }
-        return out;
-    }
-
-private:
-    fs::path path_;
-};
+    return out;
+}
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string read_bytes(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // encoder: Linear 3 -> hidden, head: Linear hidden -> 1. Parameter names:
@@ -176,7 +150,7 @@ void overwrite_u64(std::string& bytes, std::size_t offset, std::uint64_t value) 
 }  // namespace
 
 TEMPLATE_TEST_CASE("a checkpoint round-trips bit for bit", "[io][checkpoint]", float, double) {
-    TempDir dir;
+    TempDir dir("checkpoint");
     const Checkpoint<TestType> saved = sample_checkpoint<TestType>();
     SECTION("binary") {
         piano::save_checkpoint(dir / "ck.bin", saved);
@@ -199,7 +173,7 @@ TEMPLATE_TEST_CASE("a checkpoint round-trips bit for bit", "[io][checkpoint]", f
 }
 
 TEST_CASE("the JSON checkpoint is readable", "[io][checkpoint]") {
-    TempDir dir;
+    TempDir dir("checkpoint");
     piano::save_checkpoint(dir / "ck.json", sample_checkpoint<float>(), CheckpointFormat::json);
     const std::string text = read_bytes(dir / "ck.json");
     CHECK_THAT(text, Contains("\"magic\": \"PIANOCKP\""));
@@ -243,7 +217,7 @@ TEST_CASE("resuming from a checkpoint is bit-identical to not stopping", "[io][c
 
     for (const auto format : {CheckpointFormat::binary, CheckpointFormat::json}) {
         DYNAMIC_SECTION((format == CheckpointFormat::binary ? "binary" : "json")) {
-            TempDir dir;
+            TempDir dir("checkpoint");
             {
                 std::mt19937_64 rng(42);
                 piano::Linear<T> model(3, 1, rng);
@@ -324,7 +298,7 @@ TEST_CASE("restore names every mismatch and changes nothing", "[io][checkpoint]"
 }
 
 TEST_CASE("load_checkpoint rejects foreign and mismatched files with a clear message", "[io][checkpoint]") {
-    TempDir dir;
+    TempDir dir("checkpoint");
     const fs::path path = dir / "ck";
     SECTION("no such file") {
         CHECK_THROWS_WITH(piano::load_checkpoint<double>(dir / "absent"), Contains("cannot open the file"));
@@ -385,7 +359,7 @@ TEST_CASE("load_checkpoint rejects foreign and mismatched files with a clear mes
 }
 
 TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkpoint]") {
-    TempDir dir;
+    TempDir dir("checkpoint");
     const fs::path path = dir / "ck";
     const fs::path source = dir / "source";
 
@@ -468,20 +442,20 @@ TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkp
 }
 
 TEST_CASE("save_checkpoint is atomic", "[io][checkpoint]") {
-    TempDir dir;
+    TempDir dir("checkpoint");
     SECTION("into a missing directory: an error naming the path, no file left") {
         const fs::path path = dir / "missing" / "ck.bin";
         CHECK_THROWS_WITH(piano::save_checkpoint(path, small_checkpoint()),
                           Contains("save_checkpoint '" + path.string() + "'"));
         CHECK_FALSE(fs::exists(dir / "missing"));
-        CHECK(dir.temp_files().empty());
+        CHECK(temp_files(dir).empty());
     }
     SECTION("a failed rename removes the temporary file") {
         fs::create_directory(dir / "ck.bin");  // a directory cannot be replaced by a file
         fs::create_directory(dir / "ck.bin" / "keep");
         CHECK_THROWS_WITH(piano::save_checkpoint(dir / "ck.bin", small_checkpoint()), Contains("cannot rename"));
         CHECK(fs::is_directory(dir / "ck.bin" / "keep"));
-        CHECK(dir.temp_files().empty());
+        CHECK(temp_files(dir).empty());
     }
     SECTION("overwriting an existing checkpoint replaces it and leaves no temporary file") {
         Checkpoint<double> c = small_checkpoint();
@@ -493,6 +467,6 @@ TEST_CASE("save_checkpoint is atomic", "[io][checkpoint]") {
         const auto loaded = piano::load_checkpoint<double>(dir / "ck.bin");
         CHECK(loaded.step == 99);
         CHECK(loaded.parameters[0].second(0, 0) == -7.0);
-        CHECK(dir.temp_files().empty());
+        CHECK(temp_files(dir).empty());
     }
 }

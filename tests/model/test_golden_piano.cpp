@@ -16,12 +16,11 @@
 using piano::Index;
 using piano::Matrix;
 using piano::testing::GoldenFixture;
+using piano::testing::kGoldenTolerance;
 using piano::testing::max_relative_difference;
 namespace data = piano::data;
 
 namespace {
-
-const double kTolerance = 1e-6;
 
 std::vector<Index> ints(const Matrix<double>& m) {
     std::vector<Index> out(static_cast<std::size_t>(m.size()));
@@ -121,30 +120,31 @@ TEST_CASE("golden: PIANO forward, multi-task loss and every gradient match PyTor
     }
 
     const piano::ModelOutputs<double> out = model.forward(batch, /*want_attention=*/true);
-    CHECK(max_relative_difference(out.ctr_logit.value(), fx["out.ctr_logit"]) < kTolerance);
-    CHECK(max_relative_difference(out.cvr_logit.value(), fx["out.cvr_logit"]) < kTolerance);
-    CHECK(max_relative_difference(out.list_ctr_logit.value(), fx["out.list_ctr_logit"]) < kTolerance);
-    CHECK(max_relative_difference(out.list_cvr_logit.value(), fx["out.list_cvr_logit"]) < kTolerance);
+    CHECK(max_relative_difference(out.ctr_logit.value(), fx["out.ctr_logit"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(out.cvr_logit.value(), fx["out.cvr_logit"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(out.list_ctr_logit.value(), fx["out.list_ctr_logit"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(out.list_cvr_logit.value(), fx["out.list_cvr_logit"]) < kGoldenTolerance);
     REQUIRE(out.qdir_weights.segments.size() == requests.size());
     for (std::size_t b = 0; b < requests.size(); ++b) {
         INFO("QDIR weights of request " << b);
         CHECK(max_relative_difference(out.qdir_weights.segments[b], fx["out.qdir_weights." + std::to_string(b)]) <
-              kTolerance);
+              kGoldenTolerance);
     }
 
     piano::LossBreakdown<double> loss = piano::multi_task_loss(out, batch, model.config(), model.loss_log_variances());
     for (int k = 0; k < piano::LossBreakdown<double>::kTerms; ++k) {
         const std::string name = piano::LossBreakdown<double>::kNames[k];
         INFO("loss term " << name);
-        CHECK(max_relative_difference(Matrix<double>::Constant(1, 1, loss.terms[k]), fx["loss." + name]) < kTolerance);
+        CHECK(max_relative_difference(Matrix<double>::Constant(1, 1, loss.terms[k]), fx["loss." + name]) <
+              kGoldenTolerance);
     }
-    CHECK(max_relative_difference(loss.total.value(), fx["loss.total"]) < kTolerance);
+    CHECK(max_relative_difference(loss.total.value(), fx["loss.total"]) < kGoldenTolerance);
 
     loss.total.backward();
     for (const auto& [name, p] : params) {
         INFO("gradient of " << name);
         // A parameter the loss does not reach has no gradient, which means zero.
         const Matrix<double> grad = p.has_grad() ? p.grad() : Matrix<double>::Zero(p.rows(), p.cols());
-        CHECK(max_relative_difference(grad, fx["grad." + name]) < kTolerance);
+        CHECK(max_relative_difference(grad, fx["grad." + name]) < kGoldenTolerance);
     }
 }

@@ -5,6 +5,8 @@
 #include <piano/nn/attention.hpp>
 #include <piano/nn/transformer.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <random>
 
@@ -12,27 +14,12 @@ using piano::Index;
 using piano::Mask;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
+using piano::testing::randomize;
+using piano::testing::with_parameters;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-
-Tensor<double> random_tensor(Index r, Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-
-/// `first` followed by every parameter of m (see tests/nn/test_layers.cpp).
-Inputs with_parameters(Inputs first, const piano::Module<double>& m) {
-    for (const auto& p : m.parameters()) first.push_back(p);
-    return first;
-}
-
-/// Every parameter replaced by N(0, 0.5²) noise: zero biases and unit gains could hide a
-/// wrong gradient.
-void randomize(const piano::Module<double>& m, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    for (auto p : m.parameters()) p.mutable_value() = Tensor<double>::randn(p.rows(), p.cols(), rng, 0.5).value();
-}
 
 Mask column_mask(std::initializer_list<bool> flags) {
     Mask m(static_cast<Index>(flags.size()), 1);

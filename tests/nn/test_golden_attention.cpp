@@ -15,11 +15,10 @@ using piano::Mask;
 using piano::Matrix;
 using piano::Tensor;
 using piano::testing::GoldenFixture;
+using piano::testing::kGoldenTolerance;
 using piano::testing::max_relative_difference;
 
 namespace {
-
-const double kTolerance = 1e-6;
 
 std::string fixture_path(const std::string& name) { return std::string(PIANO_TEST_FIXTURES) + "/golden/" + name; }
 
@@ -47,7 +46,7 @@ void load_parameters(const piano::Module<double>& m, const GoldenFixture& fx) {
 void check_parameter_gradients(const piano::Module<double>& m, const GoldenFixture& fx) {
     for (const auto& [name, p] : m.named_parameters()) {
         INFO("gradient of " << name);
-        CHECK(max_relative_difference(p.grad(), fx["grad." + name]) < kTolerance);
+        CHECK(max_relative_difference(p.grad(), fx["grad." + name]) < kGoldenTolerance);
     }
 }
 
@@ -64,16 +63,16 @@ TEST_CASE("golden: ragged masked cross-attention matches PyTorch", "[nn][attenti
     piano::AttentionWeights<double> weights;
     Tensor<double> out = mha.forward(query, key, value, offsets_from(fx["query_offsets"]),
                                      offsets_from(fx["key_offsets"]), &key_mask, &weights);
-    CHECK(max_relative_difference(out.value(), fx["output"]) < kTolerance);
+    CHECK(max_relative_difference(out.value(), fx["output"]) < kGoldenTolerance);
     for (std::size_t s = 0; s < weights.segments.size(); ++s) {
         INFO("weights of segment " << s);
-        CHECK(max_relative_difference(weights.segments[s], fx["weights." + std::to_string(s)]) < kTolerance);
+        CHECK(max_relative_difference(weights.segments[s], fx["weights." + std::to_string(s)]) < kGoldenTolerance);
     }
 
     out.backward(fx["upstream"]);
-    CHECK(max_relative_difference(query.grad(), fx["grad.query"]) < kTolerance);
-    CHECK(max_relative_difference(key.grad(), fx["grad.key"]) < kTolerance);
-    CHECK(max_relative_difference(value.grad(), fx["grad.value"]) < kTolerance);
+    CHECK(max_relative_difference(query.grad(), fx["grad.query"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(key.grad(), fx["grad.key"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(value.grad(), fx["grad.value"]) < kGoldenTolerance);
     check_parameter_gradients(mha, fx);
 }
 
@@ -86,9 +85,9 @@ TEST_CASE("golden: ragged pre-LN TransformerEncoderLayer matches PyTorch", "[nn]
     Tensor<double> x(fx["x"], true);
     const Mask key_mask = mask_from(fx["key_mask"]);
     Tensor<double> out = layer.forward(x, offsets_from(fx["offsets"]), &key_mask);
-    CHECK(max_relative_difference(out.value(), fx["output"]) < kTolerance);
+    CHECK(max_relative_difference(out.value(), fx["output"]) < kGoldenTolerance);
 
     out.backward(fx["upstream"]);
-    CHECK(max_relative_difference(x.grad(), fx["grad.x"]) < kTolerance);
+    CHECK(max_relative_difference(x.grad(), fx["grad.x"]) < kGoldenTolerance);
     check_parameter_gradients(layer, fx);
 }

@@ -8,35 +8,20 @@
 #include <piano/nn/mlp.hpp>
 #include <piano/nn/transformer.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <functional>
 #include <random>
 
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
+using piano::testing::randomize;
+using piano::testing::with_parameters;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-
-Tensor<double> random_tensor(Index r, Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-
-/// {x} followed by every parameter of m: a gradient check then covers the input and all
-/// parameters (check_gradients perturbs the parameters through the shared handles).
-Inputs with_parameters(const Tensor<double>& x, const piano::Module<double>& m) {
-    Inputs in{x};
-    for (const auto& p : m.parameters()) in.push_back(p);
-    return in;
-}
-
-/// Replace every parameter by N(0, 0.5²) noise, so that gains of 1 and biases of 0 cannot
-/// hide a wrong gradient formula.
-void randomize(const piano::Module<double>& m, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    for (auto p : m.parameters()) p.mutable_value() = Tensor<double>::randn(p.rows(), p.cols(), rng, 0.5).value();
-}
 
 /// Calls `check` on m and every module below it.
 void visit(const piano::Module<double>& m, const std::function<void(const piano::Module<double>&)>& check) {
@@ -116,7 +101,7 @@ TEST_CASE("LayerNorm gradients w.r.t. input, gain and bias", "[nn][layer_norm]")
     CHECK(norm.bias.value() == Matrix<double>::Zero(1, 5));
     randomize(norm, 4);
     auto f = [&](const Inputs& in) { return norm.forward(in[0]); };
-    const auto r = piano::check_gradients(f, with_parameters(random_tensor(3, 5, 5), norm));
+    const auto r = piano::check_gradients(f, with_parameters({random_tensor(3, 5, 5)}, norm));
     INFO(r.message);
     CHECK(r.ok);
     const auto named = norm.named_parameters();
@@ -151,7 +136,7 @@ TEST_CASE("MLP gradients w.r.t. input and every parameter, for each activation",
             piano::MLP<double> mlp({4, 6, 5, 2}, rng, act);
             randomize(mlp, 9);
             auto f = [&](const Inputs& in) { return mlp.forward(in[0]); };
-            const auto r = piano::check_gradients(f, with_parameters(random_tensor(3, 4, 10), mlp));
+            const auto r = piano::check_gradients(f, with_parameters({random_tensor(3, 4, 10)}, mlp));
             INFO(r.message);
             CHECK(r.ok);
         }

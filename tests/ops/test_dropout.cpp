@@ -4,6 +4,8 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/dropout.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -11,14 +13,8 @@
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
-
-namespace {
-Tensor<double> random_tensor(Index r, Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-}  // namespace
 
 TEST_CASE("dropout in eval, or with p = 0, returns its input handle", "[ops][dropout]") {
     std::mt19937_64 rng(1);

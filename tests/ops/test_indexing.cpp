@@ -5,29 +5,21 @@
 #include <piano/ops/indexing.hpp>
 #include <piano/ops/reduce.hpp>
 
-#include <random>
+#include <support/test_helpers.hpp>
 
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::check_ok;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-Tensor<double> random_tensor(Index r, Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-
 /// [r,c] holding 0, 1, 2, ... in row-major order, so every entry says where it came from.
 Tensor<double> iota(Index r, Index c, bool requires_grad = false) {
     Matrix<double> m(r, c);
     for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<double>(k);
     return Tensor<double>(m, requires_grad);
-}
-
-void check_ok(const piano::GradCheckResult& r) {
-    INFO(r.message);
-    CHECK(r.ok);
 }
 }  // namespace
 

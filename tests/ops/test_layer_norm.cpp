@@ -4,21 +4,14 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/layer_norm.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
-#include <random>
 
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
-
-namespace {
-Tensor<double> random_tensor(piano::Index r, piano::Index c, unsigned seed, double stddev = 1.0, double offset = 0.0) {
-    std::mt19937_64 rng(seed);
-    Tensor<double> t = Tensor<double>::randn(r, c, rng, stddev);
-    t.mutable_value().array() += offset;
-    return t;
-}
-}  // namespace
 
 TEST_CASE("layer_norm passes the gradient check for x, gain and bias", "[ops][layer_norm]") {
     auto f = [](const Inputs& in) { return piano::layer_norm(in[0], in[1], in[2]); };
@@ -54,7 +47,7 @@ TEST_CASE("layer_norm computes a hand-checked row", "[ops][layer_norm]") {
 }
 
 TEST_CASE("layer_norm rows have mean 0 and variance 1 with gain 1 and bias 0", "[ops][layer_norm]") {
-    const Tensor<double> x = random_tensor(6, 16, 7, 5.0, 3.0);
+    const Tensor<double> x = random_tensor(6, 16, 7, /*offset=*/3.0, /*stddev=*/5.0);
     Tensor<double> y = piano::layer_norm(x, Tensor<double>::ones(1, 16), Tensor<double>::zeros(1, 16), 0.0);
     for (piano::Index r = 0; r < y.rows(); ++r) {
         const auto row = y.value().row(r).array();

@@ -4,6 +4,8 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/loss.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <random>
 
@@ -13,14 +15,10 @@ using piano::Mask;
 using piano::Matrix;
 using piano::Reduction;
 using piano::Tensor;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-Tensor<double> random_tensor(Index r, Index c, unsigned seed, double stddev = 1.0) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng, stddev);
-}
-
 /// Soft labels in [0,1].
 Matrix<double> random_targets(Index r, Index c, unsigned seed) {
     std::mt19937_64 rng(seed);
@@ -60,7 +58,7 @@ TEST_CASE("bce matches hand-computed values", "[ops][loss]") {
 }
 
 TEST_CASE("bce equals the naive formula for moderate logits", "[ops][loss]") {
-    const Tensor<double> x = random_tensor(6, 5, 1, 3.0);
+    const Tensor<double> x = random_tensor(6, 5, 1, /*offset=*/0.0, /*stddev=*/3.0);
     const Matrix<double> y = random_targets(6, 5, 2);
     const Matrix<double> l = bce(x, y, {{}, {}, Reduction::none}).value();
     for (Index k = 0; k < l.size(); ++k) {
@@ -103,7 +101,7 @@ TEST_CASE("bce gradients for every reduction, with weights and a mask", "[ops][l
                 if (variant >= 1) options.weights = w;
                 if (variant >= 2) options.mask = m;
                 auto f = [&](const Inputs& in) { return bce(in[0], y, options); };
-                auto r = piano::check_gradients(f, {random_tensor(4, 3, 5, 2.0)});
+                auto r = piano::check_gradients(f, {random_tensor(4, 3, 5, /*offset=*/0.0, /*stddev=*/2.0)});
                 INFO(r.message);
                 CHECK(r.ok);
             }

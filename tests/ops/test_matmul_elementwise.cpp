@@ -5,20 +5,12 @@
 #include <piano/ops/elementwise.hpp>
 #include <piano/ops/matmul.hpp>
 
-#include <random>
+#include <support/test_helpers.hpp>
 
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
-
-namespace {
-Tensor<double> random_tensor(piano::Index r, piano::Index c, unsigned seed, double offset = 0.0) {
-    std::mt19937_64 rng(seed);
-    Tensor<double> t = Tensor<double>::randn(r, c, rng);
-    t.mutable_value().array() += offset;
-    return t;
-}
-}  // namespace
 
 TEST_CASE("matmul gradients for every transpose combination", "[ops][matmul]") {
     for (bool ta : {false, true}) {

@@ -4,20 +4,17 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/reduce.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <functional>
-#include <random>
 #include <string>
 
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-Tensor<double> random_tensor(piano::Index r, piano::Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-
 // [[1, 2, 3], [4, 5, 6]]
 Tensor<double> one_to_six() {
     Matrix<double> m(2, 3);

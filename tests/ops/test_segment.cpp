@@ -5,21 +5,19 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/segment.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
-#include <random>
 
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::check_ok;
+using piano::testing::random_tensor;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
 const std::vector<Index> kOffsets{0, 2, 2, 5};
-
-Tensor<double> random_tensor(Index r, Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
 
 Matrix<double> five_by_two() {
     Matrix<double> m(5, 2);
@@ -29,11 +27,6 @@ Matrix<double> five_by_two() {
         7, 8,    //
         9, 10;   // segment 2: rows 2-4 (segment 1 is empty)
     return m;
-}
-
-void check_ok(const piano::GradCheckResult& r) {
-    INFO(r.message);
-    CHECK(r.ok);
 }
 }  // namespace
 

@@ -4,18 +4,21 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/softmax.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <random>
 
 using piano::Mask;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::row;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-Tensor<double> random_tensor(piano::Index r, piano::Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng, 2.0);
+// N(0, 2²) logits: wide enough that softmax rows range from near-uniform to peaked.
+Tensor<double> random_logits(piano::Index r, piano::Index c, unsigned seed) {
+    return piano::testing::random_tensor(r, c, seed, /*offset=*/0.0, /*stddev=*/2.0);
 }
 
 // A [3,4] mask with a fully kept row, a partly kept row and a fully dropped row.
@@ -33,17 +36,10 @@ Mask shared_mask() {
     m << true, false, true, true;
     return m;
 }
-
-Tensor<double> row(std::initializer_list<double> values) {
-    Matrix<double> m(1, static_cast<piano::Index>(values.size()));
-    piano::Index c = 0;
-    for (double v : values) m(0, c++) = v;
-    return Tensor<double>(m);
-}
 }  // namespace
 
 TEST_CASE("softmax and log_softmax pass the gradient check", "[ops][softmax]") {
-    const Tensor<double> x = random_tensor(3, 4, 1);
+    const Tensor<double> x = random_logits(3, 4, 1);
     SECTION("softmax") {
         auto r = piano::check_gradients([](const Inputs& in) { return piano::softmax(in[0]); }, {x});
         INFO(r.message);
@@ -57,7 +53,7 @@ TEST_CASE("softmax and log_softmax pass the gradient check", "[ops][softmax]") {
 }
 
 TEST_CASE("masked softmax and log_softmax pass the gradient check", "[ops][softmax][mask]") {
-    const Tensor<double> x = random_tensor(3, 4, 2);
+    const Tensor<double> x = random_logits(3, 4, 2);
     for (const Mask& mask : {shared_mask(), full_mask()}) {
         DYNAMIC_SECTION("mask [" << mask.rows() << "," << mask.cols() << "]") {
             auto f = [&](const Inputs& in) { return piano::softmax(in[0], mask); };
@@ -96,7 +92,7 @@ TEST_CASE("softmax computes hand-checked values", "[ops][softmax]") {
 }
 
 TEST_CASE("softmax rows sum to 1, masked or not", "[ops][softmax]") {
-    const Tensor<double> x = random_tensor(5, 7, 3);
+    const Tensor<double> x = random_logits(5, 7, 3);
     CHECK(piano::softmax(x).value().rowwise().sum().isApproxToConstant(1.0));
     CHECK(piano::log_softmax(x).value().array().exp().matrix().rowwise().sum().isApproxToConstant(1.0));
     Mask keep = Mask::Constant(1, 7, true);
@@ -127,7 +123,7 @@ TEST_CASE("a fully masked row gives zeros and a zero, finite gradient", "[ops][s
     const Matrix<double> seed = Tensor<double>::randn(3, 4, rng).value();
     for (bool log_output : {false, true}) {
         DYNAMIC_SECTION((log_output ? "log_softmax" : "softmax")) {
-            Tensor<double> x(random_tensor(3, 4, 5).value(), true);
+            Tensor<double> x(random_logits(3, 4, 5).value(), true);
             Tensor<double> y = log_output ? piano::log_softmax(x, mask) : piano::softmax(x, mask);
             CHECK(y.value().allFinite());
             CHECK(y.value().row(2).isZero(0.0));

@@ -4,21 +4,19 @@
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/unary.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <functional>
-#include <random>
 #include <string>
 
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::random_tensor;
+using piano::testing::row;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
-Tensor<double> random_tensor(piano::Index r, piano::Index c, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    return Tensor<double>::randn(r, c, rng);
-}
-
 // Entries at least `gap` away from 0, for ops with a kink there (relu) or that need a sign.
 Tensor<double> away_from_zero(piano::Index r, piano::Index c, unsigned seed, double gap = 0.2) {
     Tensor<double> t = random_tensor(r, c, seed);
@@ -31,13 +29,6 @@ Tensor<double> positive(piano::Index r, piano::Index c, unsigned seed) {
     Tensor<double> t = random_tensor(r, c, seed);
     t.mutable_value() = t.value().unaryExpr([](double v) { return 1.5 + std::tanh(v); });
     return t;
-}
-
-Tensor<double> row(std::initializer_list<double> values) {
-    Matrix<double> m(1, static_cast<piano::Index>(values.size()));
-    piano::Index c = 0;
-    for (double v : values) m(0, c++) = v;
-    return Tensor<double>(m);
 }
 
 struct UnaryCase {

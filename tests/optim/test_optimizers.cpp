@@ -9,6 +9,8 @@
 #include <piano/optim/schedule.hpp>
 #include <piano/optim/sgd.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -18,16 +20,10 @@
 using piano::Index;
 using piano::Matrix;
 using piano::Tensor;
+using piano::testing::row_matrix;
 using Named = std::vector<std::pair<std::string, Tensor<double>>>;
 
 namespace {
-
-Matrix<double> row(std::initializer_list<double> values) {
-    Matrix<double> m(1, static_cast<Index>(values.size()));
-    Index i = 0;
-    for (double v : values) m(0, i++) = v;
-    return m;
-}
 
 /// Backward through loss = sum(p ⊙ c), so that p's gradient is exactly c.
 void set_gradient_by_backward(Tensor<double>& p, const Matrix<double>& c) {
@@ -55,12 +51,12 @@ void check_row(const Matrix<double>& actual, std::initializer_list<double> expec
 // SGD: two steps by hand on p = [1, -2], lr = 0.1, gradients [0.5, 1] then [-1, 2].
 
 TEST_CASE("SGD without momentum: p -= lr g", "[optim][sgd]") {
-    Tensor<double> p(row({1, -2}), true);
+    Tensor<double> p(row_matrix({1, -2}), true);
     piano::SGD<double> sgd({{"p", p}}, {0.1, 0.0, false, 0.0});
-    set_gradient_by_backward(p, row({0.5, 1}));
+    set_gradient_by_backward(p, row_matrix({0.5, 1}));
     sgd.step();
     check_row(p.value(), {0.95, -2.1});
-    set_gradient_by_backward(p, row({-1, 2}));
+    set_gradient_by_backward(p, row_matrix({-1, 2}));
     sgd.step();
     check_row(p.value(), {1.05, -2.3});
     CHECK(sgd.steps_taken() == 2);
@@ -68,41 +64,41 @@ TEST_CASE("SGD without momentum: p -= lr g", "[optim][sgd]") {
 }
 
 TEST_CASE("SGD with momentum 0.9: b = 0.9 b + g, p -= lr b", "[optim][sgd]") {
-    Tensor<double> p(row({1, -2}), true);
+    Tensor<double> p(row_matrix({1, -2}), true);
     piano::SGD<double> sgd({{"p", p}}, {0.1, 0.9, false, 0.0});
-    set_gradient_by_backward(p, row({0.5, 1}));
+    set_gradient_by_backward(p, row_matrix({0.5, 1}));
     sgd.step();  // b = [0.5, 1]
     check_row(p.value(), {0.95, -2.1});
-    set_gradient_by_backward(p, row({-1, 2}));
+    set_gradient_by_backward(p, row_matrix({-1, 2}));
     sgd.step();  // b = [0.45 - 1, 0.9 + 2] = [-0.55, 2.9]
     check_row(p.value(), {1.005, -2.39});
     check_row(sgd.state().slots.at("p").at(0), {-0.55, 2.9});
 }
 
 TEST_CASE("SGD with Nesterov momentum: p -= lr (g + 0.9 b)", "[optim][sgd]") {
-    Tensor<double> p(row({1, -2}), true);
+    Tensor<double> p(row_matrix({1, -2}), true);
     piano::SGD<double> sgd({{"p", p}}, {0.1, 0.9, true, 0.0});
-    set_gradient_by_backward(p, row({0.5, 1}));
+    set_gradient_by_backward(p, row_matrix({0.5, 1}));
     sgd.step();  // b = [0.5, 1], d = [0.95, 1.9]
     check_row(p.value(), {0.905, -2.19});
-    set_gradient_by_backward(p, row({-1, 2}));
+    set_gradient_by_backward(p, row_matrix({-1, 2}));
     sgd.step();  // b = [-0.55, 2.9], d = [-1.495, 4.61]
     check_row(p.value(), {1.0545, -2.651});
 }
 
 TEST_CASE("SGD weight decay adds lambda p to the gradient", "[optim][sgd]") {
-    Tensor<double> p(row({1, -2}), true);
+    Tensor<double> p(row_matrix({1, -2}), true);
     piano::SGD<double> sgd({{"p", p}}, {0.1, 0.0, false, 0.1});
-    set_gradient_by_backward(p, row({0.5, 1}));
+    set_gradient_by_backward(p, row_matrix({0.5, 1}));
     sgd.step();  // d = [0.6, 0.8]
     check_row(p.value(), {0.94, -2.08});
-    set_gradient_by_backward(p, row({-1, 2}));
+    set_gradient_by_backward(p, row_matrix({-1, 2}));
     sgd.step();  // d = [-0.906, 1.792]
     check_row(p.value(), {1.0306, -2.2592});
 }
 
 TEST_CASE("SGD rejects bad options and ambiguous parameter names", "[optim][sgd]") {
-    Tensor<double> p(row({1, 2}), true);
+    Tensor<double> p(row_matrix({1, 2}), true);
     CHECK_THROWS_AS(piano::SGD<double>({{"p", p}}, {-0.1, 0.0, false, 0.0}), piano::ConfigError);
     CHECK_THROWS_AS(piano::SGD<double>({{"p", p}}, {0.1, 1.0, false, 0.0}), piano::ConfigError);
     CHECK_THROWS_AS(piano::SGD<double>({{"p", p}}, {0.1, 0.0, true, 0.0}), piano::ConfigError);
@@ -118,9 +114,9 @@ TEST_CASE("Adam's first step moves each entry by lr g / (|g| + eps)", "[optim][a
     // After one step m_hat = g and v_hat = g^2 (the bias corrections undo the zero start).
     const double lr = 0.01, eps = 1e-8, lambda = 0.1;
     SECTION("Adam: L2 decay joins the gradient") {
-        Tensor<double> p(row({1, -2}), true);
+        Tensor<double> p(row_matrix({1, -2}), true);
         piano::Adam<double> adam({{"p", p}}, {lr, 0.9, 0.999, eps, lambda, piano::SparseMode::dense});
-        set_gradient_by_backward(p, row({0.5, 1}));
+        set_gradient_by_backward(p, row_matrix({0.5, 1}));
         adam.step();
         const double g0 = 0.5 + lambda * 1, g1 = 1 + lambda * -2;
         check_row(p.value(), {1 - lr * g0 / (std::abs(g0) + eps), -2 - lr * g1 / (std::abs(g1) + eps)});
@@ -130,9 +126,9 @@ TEST_CASE("Adam's first step moves each entry by lr g / (|g| + eps)", "[optim][a
         CHECK(state.step == 1);
     }
     SECTION("AdamW: decoupled decay shrinks p by (1 - lr lambda), the moments never see it") {
-        Tensor<double> p(row({1, -2}), true);
+        Tensor<double> p(row_matrix({1, -2}), true);
         piano::AdamW<double> adamw({{"p", p}}, {lr, 0.9, 0.999, eps, lambda, piano::SparseMode::dense});
-        set_gradient_by_backward(p, row({0.5, 1}));
+        set_gradient_by_backward(p, row_matrix({0.5, 1}));
         adamw.step();
         const double keep = 1 - lr * lambda;
         check_row(p.value(), {1 * keep - lr * 0.5 / (0.5 + eps), -2 * keep - lr * 1 / (1 + eps)});
@@ -142,7 +138,7 @@ TEST_CASE("Adam's first step moves each entry by lr g / (|g| + eps)", "[optim][a
 }
 
 TEST_CASE("Adam and AdamW minimise a quadratic", "[optim][adam]") {
-    const Matrix<double> target = row({3, -1, 0.5});
+    const Matrix<double> target = row_matrix({3, -1, 0.5});
     auto run = [&](piano::Optimizer<double>& optimizer, Tensor<double>& p) {
         for (int i = 0; i < 1500; ++i) {
             quadratic_backward(p, target);
@@ -168,18 +164,18 @@ TEST_CASE("Adam and AdamW minimise a quadratic", "[optim][adam]") {
 }
 
 TEST_CASE("Adam leaves parameters without a gradient alone", "[optim][adam]") {
-    Tensor<double> used(row({1, 2}), true);
-    Tensor<double> unused(row({3, 4}), true);
+    Tensor<double> used(row_matrix({1, 2}), true);
+    Tensor<double> unused(row_matrix({3, 4}), true);
     piano::Adam<double> adam({{"used", used}, {"unused", unused}}, {});
-    set_gradient_by_backward(used, row({1, 1}));
+    set_gradient_by_backward(used, row_matrix({1, 1}));
     adam.step();
-    CHECK(unused.value() == row({3, 4}));
+    CHECK(unused.value() == row_matrix({3, 4}));
     CHECK(adam.state().slots.at("unused").at(0).isZero(0));
     CHECK_FALSE(unused.has_grad());
 }
 
 TEST_CASE("Adam rejects bad options", "[optim][adam]") {
-    Tensor<double> p(row({1, 2}), true);
+    Tensor<double> p(row_matrix({1, 2}), true);
     auto with = [](auto change) {
         piano::AdamOptions o;
         change(o);
@@ -287,14 +283,14 @@ TEST_CASE("Lazy Adam updates only touched rows; dense Adam updates all", "[optim
 }
 
 TEST_CASE("Lazy Adam treats a dense gradient densely", "[optim][adam][sparse]") {
-    Tensor<double> p(row({1, -2}), true);
-    Tensor<double> q(row({1, -2}), true);
+    Tensor<double> p(row_matrix({1, -2}), true);
+    Tensor<double> q(row_matrix({1, -2}), true);
     piano::AdamOptions lazy_options;
     lazy_options.sparse_mode = piano::SparseMode::lazy;
     piano::Adam<double> lazy({{"p", p}}, lazy_options);
     piano::Adam<double> dense({{"q", q}}, {});
-    set_gradient_by_backward(p, row({0.5, 1}));
-    set_gradient_by_backward(q, row({0.5, 1}));
+    set_gradient_by_backward(p, row_matrix({0.5, 1}));
+    set_gradient_by_backward(q, row_matrix({0.5, 1}));
     lazy.step();
     dense.step();
     CHECK(p.value() == q.value());
@@ -319,14 +315,14 @@ namespace {
 void train(piano::Optimizer<double>& optimizer, Tensor<double>& p, int steps, int offset = 0) {
     for (int s = 0; s < steps; ++s) {
         const double k = static_cast<double>(s + offset);
-        set_gradient_by_backward(p, row({std::sin(k), std::cos(2 * k) - 0.3, 0.25 * k}));
+        set_gradient_by_backward(p, row_matrix({std::sin(k), std::cos(2 * k) - 0.3, 0.25 * k}));
         optimizer.step();
     }
 }
 
 template <typename Make>
 void check_round_trip(Make make) {
-    Tensor<double> a(row({0.5, -1, 2}), true);
+    Tensor<double> a(row_matrix({0.5, -1, 2}), true);
     auto first = make(a);
     train(*first, a, 3);
 
@@ -364,11 +360,11 @@ TEST_CASE("state() -> load_state() in a new optimizer continues bit for bit", "[
 }
 
 TEST_CASE("load_state names the parameter whose state does not fit", "[optim][state]") {
-    Tensor<double> w(row({1, 2, 3}), true);
-    Tensor<double> b(row({0.5}), true);
+    Tensor<double> w(row_matrix({1, 2, 3}), true);
+    Tensor<double> b(row_matrix({0.5}), true);
     piano::Adam<double> adam({{"layer.w", w}, {"layer.b", b}}, {});
-    set_gradient_by_backward(w, row({1, 1, 1}));
-    set_gradient_by_backward(b, row({1}));
+    set_gradient_by_backward(w, row_matrix({1, 1, 1}));
+    set_gradient_by_backward(b, row_matrix({1}));
     adam.step();
     const piano::OptimizerState<double> good = adam.state();
     CHECK(good.slots.size() == 2);
@@ -418,9 +414,9 @@ TEST_CASE("load_state names the parameter whose state does not fit", "[optim][st
 // Clipping
 
 TEST_CASE("clip_grad_norm scales all gradients by one factor", "[optim][clip]") {
-    Tensor<double> a(row({1, 1}), true), b(row({1, 1}), true), none(row({7}), true);
-    set_gradient_by_backward(a, row({3, 0}));
-    set_gradient_by_backward(b, row({0, 4}));
+    Tensor<double> a(row_matrix({1, 1}), true), b(row_matrix({1, 1}), true), none(row_matrix({7}), true);
+    set_gradient_by_backward(a, row_matrix({3, 0}));
+    set_gradient_by_backward(b, row_matrix({0, 4}));
     SECTION("above max_norm: clipped to max_norm / (N + 1e-6)") {
         const double norm = piano::clip_grad_norm<double>({a, b, none}, 1.0);
         CHECK(norm == Approx(5.0).epsilon(1e-15));
@@ -432,8 +428,8 @@ TEST_CASE("clip_grad_norm scales all gradients by one factor", "[optim][clip]") 
     }
     SECTION("below max_norm: untouched") {
         CHECK(piano::clip_grad_norm<double>({a, b}, 10.0) == Approx(5.0));
-        CHECK(a.grad() == row({3, 0}));
-        CHECK(b.grad() == row({0, 4}));
+        CHECK(a.grad() == row_matrix({3, 0}));
+        CHECK(b.grad() == row_matrix({0, 4}));
     }
     SECTION("named parameters, as an optimizer holds them") {
         piano::SGD<double> sgd({{"a", a}, {"b", b}}, {});
@@ -443,10 +439,10 @@ TEST_CASE("clip_grad_norm scales all gradients by one factor", "[optim][clip]") 
     SECTION("a non-finite norm is returned and nothing is scaled") {
         b.mutable_grad()(0, 0) = std::numeric_limits<double>::infinity();
         CHECK(std::isinf(piano::clip_grad_norm<double>({a, b}, 1.0)));
-        CHECK(a.grad() == row({3, 0}));
+        CHECK(a.grad() == row_matrix({3, 0}));
         b.mutable_grad()(0, 0) = std::nan("");
         CHECK(std::isnan(piano::clip_grad_norm<double>({a, b}, 1.0)));
-        CHECK(a.grad() == row({3, 0}));
+        CHECK(a.grad() == row_matrix({3, 0}));
     }
     SECTION("max_norm < 0 is refused") {
         CHECK_THROWS_AS(piano::clip_grad_norm<double>({a}, -1.0), piano::ConfigError);
@@ -503,7 +499,7 @@ TEST_CASE("WarmupLinearSchedule: linear warm-up, linear decay to the floor", "[o
 }
 
 TEST_CASE("A schedule drives an optimizer through set_learning_rate", "[optim][schedule]") {
-    Tensor<double> p(row({0}), true);
+    Tensor<double> p(row_matrix({0}), true);
     piano::SGD<double> sgd({{"p", p}}, {});
     const piano::WarmupLinearSchedule schedule(1.0, 2, 4);
     const double expected[] = {0.5, 1.0, 1.0, 0.5};
@@ -511,7 +507,7 @@ TEST_CASE("A schedule drives an optimizer through set_learning_rate", "[optim][s
     for (double lr : expected) {
         sgd.set_learning_rate(schedule.lr(sgd.steps_taken()));
         CHECK(sgd.learning_rate() == lr);
-        set_gradient_by_backward(p, row({-1}));
+        set_gradient_by_backward(p, row_matrix({-1}));
         sgd.step();
         position += lr;
         CHECK(p.value()(0, 0) == Approx(position).margin(1e-15));

@@ -47,4 +47,8 @@ inline double max_relative_difference(const Matrix<double>& a, const Matrix<doub
     return ((a - b).array().abs() / b.array().abs().max(1.0)).maxCoeff();
 }
 
+/// The bound on max_relative_difference that the model and attention comparisons with
+/// PyTorch share: 6 significant digits.
+inline constexpr double kGoldenTolerance = 1e-6;
+
 }  // namespace piano::testing

@@ -7,11 +7,10 @@
 #include <piano/model/factory.hpp>
 #include <piano/train/trainer.hpp>
 
+#include <support/test_helpers.hpp>
+
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -20,33 +19,11 @@
 
 using piano::PianoConfig;
 using piano::TrainOptions;
+using piano::testing::lines_of;
+using piano::testing::TempDir;
 namespace data = piano::data;
-namespace fs = std::filesystem;
 
 namespace {
-
-/// A fresh directory under the system temp dir, removed with everything in it at the end.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        static int counter = 0;
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() /
-               ("piano_train_" + tag + "_" + std::to_string(now) + "_" + std::to_string(++counter));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-};
-
-std::vector<std::string> lines_of(const fs::path& p) {
-    std::vector<std::string> lines;
-    std::ifstream in(p);
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    return lines;
-}
 
 long count_fields(const std::string& line) { return 1 + std::count(line.begin(), line.end(), ','); }
 
@@ -163,8 +140,8 @@ const data::JdsearchDataset& simulated() {
         o.valid_fraction = 0.15;
         o.test_fraction = 0.05;
         TempDir dir("sim");
-        data::write_jdsearch_files(data::simulate_music_search(o), dir.path);
-        return data::load_jdsearch_dir(dir.path.string());
+        data::write_jdsearch_files(data::simulate_music_search(o), dir.path());
+        return data::load_jdsearch_dir(dir.path().string());
     }();
     return dataset;
 }
@@ -257,7 +234,7 @@ TEST_CASE("early stopping keeps the best epoch, in the model and in best.ckpt", 
     options.epochs = 25;
     options.patience = 1;
     options.early_stopping_metric = "ndcg@5";
-    options.out_dir = dir.path.string();
+    options.out_dir = dir.path().string();
     std::ostringstream log;
     auto model = piano::make_model<float>("piano", planted_config());
     const piano::TrainResult result = piano::train(*model, train, valid, options, log);
@@ -288,7 +265,7 @@ TEST_CASE("early stopping keeps the best epoch, in the model and in best.ckpt", 
     CHECK(piano::metrics::evaluate(piano::predict(*model, valid)).ndcg_5 == result.best_metric);
 
     // best.ckpt: the same parameters, the config with the model's kind, optimizer state.
-    REQUIRE(result.best_checkpoint == (dir.path / "best.ckpt").string());
+    REQUIRE(result.best_checkpoint == (dir / "best.ckpt").string());
     const auto checkpoint = piano::load_checkpoint<float>(result.best_checkpoint);
     CHECK(checkpoint.epoch == result.best_epoch);
     CHECK(checkpoint.step == result.epochs[static_cast<std::size_t>(result.best_epoch - 1)].steps);
@@ -301,7 +278,7 @@ TEST_CASE("early stopping keeps the best epoch, in the model and in best.ckpt", 
     CHECK(parameter_values(*reloaded) == parameter_values(*model));
 
     // train_log.csv: the header, then one row per epoch run, each with every column.
-    const auto lines = lines_of(dir.path / "train_log.csv");
+    const auto lines = lines_of(dir / "train_log.csv");
     REQUIRE(lines.size() == result.epochs.size() + 1);
     CHECK(lines[0] ==
           "epoch,steps,train_loss,loss_ctr,loss_ctcvr,loss_list,loss_listwise,auc_ctr,auc_ctcvr,auc_cvr,gauc_ctr,"

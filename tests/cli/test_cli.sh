@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# End-to-end test of the `piano` command-line tool on a tiny simulated world (seconds):
+# simulate -> train -> eval -> rerank -> compare -> report, then the error cases and their
+# exit codes (docs/cli.md).
+#
+#   tests/cli/test_cli.sh PATH/TO/piano [WORK_DIR]
+set -euo pipefail
+
+piano=${1:?usage: test_cli.sh PATH/TO/piano [WORK_DIR]}
+work=${2:-$(mktemp -d)}
+rm -rf "$work"
+mkdir -p "$work"
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# expect CODE PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its
+# stderr matches PATTERN (a grep -E expression; empty for no check).
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  local status=0
+  "$@" >"$work/out.txt" 2>"$work/err.txt" || status=$?
+  if [ "$status" -ne "$code" ]; then
+    fail "'$*' exited $status, expected $code; stderr: $(cat "$work/err.txt")"
+  elif [ -n "$pattern" ] && ! grep -Eq "$pattern" "$work/err.txt"; then
+    fail "'$*': stderr does not match '$pattern': $(cat "$work/err.txt")"
+  fi
+}
+
+data=$work/data
+tiny=(--config tiny --epochs 1 --seed 3)
+
+echo "== simulate"
+expect 0 "" -- "$piano" simulate --out "$data" --users 40 --songs 200 --artists 20 --genres 3 \
+  --requests 200 --min-list 5 --max-list 8 --history 6 --seed 3
+for f in products.txt train.txt valid.txt test.txt truth.txt ambiguous_terms.txt; do
+  [ -s "$data/$f" ] || fail "simulate did not write $f"
+done
+
+echo "== train"
+expect 0 "" -- "$piano" train --data "$data" --model piano --out "$work/model" "${tiny[@]}"
+for f in best.ckpt train_log.csv vocab/terms.vocab vocab/items.vocab; do
+  [ -s "$work/model/$f" ] || fail "train did not write $f"
+done
+
+echo "== eval"
+expect 0 "" -- "$piano" eval --data "$data" --checkpoint "$work/model/best.ckpt" --csv "$work/eval.csv"
+for row in first-stage piano oracle; do
+  grep -q "^| $row |" "$work/out.txt" || fail "eval printed no '$row' row"
+done
+
+echo "== rerank"
+expect 0 "" -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$data/test.txt"
+test_requests=$(($(wc -l <"$data/test.txt") - 1))
+[ "$(wc -l <"$work/out.txt")" -eq $((test_requests + 1)) ] || fail "rerank printed $(wc -l <"$work/out.txt") lines for $test_requests requests"
+head -1 "$work/out.txt" | grep -q "^line	order	score$" || fail "rerank header: $(head -1 "$work/out.txt")"
+
+echo "== compare"
+expect 0 "" -- "$piano" compare --data "$data" --out "$work/compare" --models dnn,piano --jobs 2 "${tiny[@]}"
+header="model,auc_ctr,auc_ctcvr,auc_cvr,gauc_ctr,ndcg@5,ndcg@10,map@10,clicks@10,conv@10,list_auc_ctr,list_auc_cvr"
+[ "$(head -1 "$work/compare/compare.csv")" = "$header" ] || fail "compare.csv header: $(head -1 "$work/compare/compare.csv")"
+rows=$(tail -n +2 "$work/compare/compare.csv" | cut -d, -f1 | tr '\n' ' ')
+[ "$rows" = "first-stage dnn piano oracle " ] || fail "compare.csv rows: '$rows'"
+[ -s "$work/compare/piano/train_log.csv" ] || fail "compare wrote no piano/train_log.csv"
+# Training models side by side must not change them.
+expect 0 "" -- "$piano" compare --data "$data" --out "$work/compare1" --models dnn,piano --jobs 1 "${tiny[@]}"
+cmp -s "$work/compare/compare.csv" "$work/compare1/compare.csv" || fail "compare --jobs 2 and --jobs 1 differ"
+
+echo "== report"
+expect 0 "" -- "$piano" report --compare "$work/compare" --out "$work/report"
+for f in report.md train_loss.svg valid_ndcg10.svg; do
+  [ -s "$work/report/$f" ] || fail "report did not write $f"
+done
+
+echo "== errors"
+for command in simulate train eval rerank compare report; do
+  expect 0 "" -- "$piano" "$command" --help
+  grep -q "^usage: piano $command" "$work/out.txt" || fail "$command --help printed no usage line"
+done
+expect 0 "" -- "$piano" --help
+expect 2 "^piano: error: unknown command" -- "$piano" frobnicate
+expect 2 "^piano: error: train: unknown option '--epoch'" -- "$piano" train --data "$data" --out "$work/x" --epoch 1
+expect 2 "^piano: error: train: --data DIR is required" -- "$piano" train --out "$work/x"
+expect 2 "^piano: error: train --epochs" -- "$piano" train --data "$data" --out "$work/x" --epochs zero
+expect 3 "^piano: error: $work/missing:0: field directory: does not exist" -- \
+  "$piano" train --data "$work/missing" --out "$work/x" "${tiny[@]}"
+expect 5 "^piano: error: unknown model 'transformer'" -- \
+  "$piano" train --data "$data" --model transformer --out "$work/x" "${tiny[@]}"
+expect 5 "^piano: error: unknown model 'svm'" -- "$piano" compare --data "$data" --out "$work/x" --models dnn,svm
+
+# A malformed requests file: line 3 has a label that is not a number.
+bad=$work/bad.txt
+head -2 "$data/test.txt" >"$bad"
+sed -n 3p "$data/test.txt" | awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = "x" substr($3, 2); print }' >>"$bad"
+expect 3 "^piano: error: $bad:3: field candidate_label_list: " -- \
+  "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$bad" --products "$data/products.txt"
+
+printf 'not a checkpoint' >"$work/model/junk.ckpt"
+expect 4 "^piano: error: load_checkpoint" -- \
+  "$piano" eval --data "$data" --checkpoint "$work/model/junk.ckpt"
+printf 'd_model = 7\nheads = 2\n' >"$work/odd.conf"
+expect 5 "^piano: error: .*odd.conf" -- "$piano" train --data "$data" --out "$work/x" --config "$work/odd.conf"
+[ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "an error message spans more than one line"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures check(s) failed" >&2
+  exit 1
+fi
+echo "all CLI checks passed"
