@@ -1,0 +1,204 @@
+// common.cpp: the definitions behind common.hpp.
+#include "common.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <limits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <piano/data/simulator.hpp>
+#include <piano/io/checkpoint.hpp>
+#include <piano/model/factory.hpp>
+
+namespace piano_cli {
+
+void set_threads(long threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(static_cast<int>(threads));
+#else
+    if (threads > 1) std::cerr << "piano: built without OpenMP; --threads " << threads << " runs on one thread\n";
+#endif
+}
+
+void check_model_name(const std::string& name) {
+    const auto& known = piano::model_names();
+    if (std::find(known.begin(), known.end(), name) != known.end()) return;
+    std::string list;
+    for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+    throw piano::ConfigError("unknown model '" + name + "' (known: " + list + ")");
+}
+
+std::vector<Option> training_options() {
+    return {{"config", "tiny|reference|FILE", "reference", "model size: a preset or a `key = value` file over reference"},
+            {"epochs", "N", "5", "training epochs (fewer when early stopping fires)"},
+            {"batch-size", "N", "32", "requests per training batch"},
+            {"lr", "RATE", "0.001", "Adam learning rate"},
+            {"patience", "N", "2", "epochs without a better validation ndcg@10 before stopping; 0 = never"},
+            {"threads", "N", "1", "OpenMP threads"},
+            {"seed", "N", "1", "seed of the initialisation, dropout and batch order"}};
+}
+
+piano::PianoConfig config_from_args(const Args& args) {
+    const std::string spec = args.str("config");
+    piano::PianoConfig config = spec == "tiny"        ? piano::PianoConfig::tiny()
+                                : spec == "reference" ? piano::PianoConfig::reference()
+                                                      : piano::read_config_file(spec, piano::PianoConfig::reference());
+    config.seed = static_cast<unsigned long>(args.integer("seed", 0, std::numeric_limits<long>::max()));
+    return config;
+}
+
+piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir) {
+    piano::TrainOptions options;
+    options.epochs = static_cast<int>(args.integer("epochs", 1, 100000));
+    options.batch_size = static_cast<std::size_t>(args.integer("batch-size", 1, 1000000));
+    options.learning_rate = args.real("lr", 1e-9, 10.0);
+    options.patience = static_cast<int>(args.integer("patience", 0, 100000));
+    options.threads = static_cast<int>(args.integer("threads", 1, 1024));
+    options.seed = static_cast<std::uint64_t>(args.integer("seed", 0, std::numeric_limits<long>::max()));
+    options.out_dir = out_dir;
+    return options;
+}
+
+piano::data::LoadOptions load_options(const piano::PianoConfig& config) {
+    piano::data::LoadOptions options;
+    options.capacity.terms = static_cast<std::size_t>(config.term_rows);
+    options.capacity.items = static_cast<std::size_t>(config.item_rows);
+    options.capacity.brands = static_cast<std::size_t>(config.brand_rows);
+    options.capacity.categories = static_cast<std::size_t>(config.category_rows);
+    options.capacity.shops = static_cast<std::size_t>(config.shop_rows);
+    return options;
+}
+
+piano::data::JdsearchDataset load_data(const std::string& dir, const piano::PianoConfig& config) {
+    if (!fs::is_directory(dir)) throw piano::DataError(dir, 0, "directory", "does not exist");
+    piano::data::JdsearchDataset data = piano::data::load_jdsearch_dir(dir, load_options(config));
+    if (data.train.empty()) throw piano::DataError(dir, 0, "train", "the training split holds no request");
+    return data;
+}
+
+namespace {
+
+fs::path vocab_dir_beside(const fs::path& checkpoint) { return checkpoint.parent_path() / "vocab"; }
+
+/// `config` with each table sized to its vocabulary and the data's dense width.
+piano::PianoConfig fit_to_data(piano::PianoConfig config, const piano::data::JdsearchDataset& data) {
+    using piano::data::Table;
+    // A table keeps >= 2 rows (the config's minimum) even for a field the data never fills.
+    auto rows = [&](Table t) { return std::max<long>(2, static_cast<long>(data.vocab[t].rows())); };
+    config.term_rows = rows(Table::term);
+    config.item_rows = rows(Table::item);
+    config.brand_rows = rows(Table::brand);
+    config.category_rows = rows(Table::category);
+    config.shop_rows = rows(Table::shop);
+    config.dense_features = static_cast<long>(data.dense_dim);
+    return config;
+}
+
+}  // namespace
+
+Fitted fit(const std::string& name, const piano::PianoConfig& config, const piano::data::JdsearchDataset& data,
+           const piano::TrainOptions& options, std::ostream& log) {
+    const auto start = std::chrono::steady_clock::now();
+    fs::create_directories(options.out_dir);
+    data.vocab.save_dir((fs::path(options.out_dir) / "vocab").string());
+    Fitted fitted;
+    fitted.model = piano::make_model<float>(name, fit_to_data(config, data));
+    fitted.result = piano::train(*fitted.model, data.train, data.valid, options, log);
+    fitted.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return fitted;
+}
+
+TrainedModel load_trained(const std::string& checkpoint_path) {
+    piano::Checkpoint<float> checkpoint = piano::load_checkpoint<float>(checkpoint_path);
+    auto config = checkpoint.config;
+    const auto kind = config.find("model");
+    if (kind == config.end())
+        throw piano::CheckpointError(checkpoint_path + ": the config has no \"model\" key; was it written by piano train?");
+    TrainedModel trained;
+    trained.name = kind->second;
+    config.erase(kind);  // the rest is a PianoConfig
+    trained.model = piano::make_model<float>(trained.name, piano::PianoConfig::from_map(config));
+    piano::restore(*trained.model, checkpoint);
+    const fs::path vocab = vocab_dir_beside(checkpoint_path);
+    if (!fs::is_directory(vocab))
+        throw piano::DataError(vocab.string(), 0, "directory",
+                               "missing: a checkpoint needs the vocabularies it was trained with beside it");
+    trained.vocab = piano::data::Vocabularies::load_dir(vocab.string());
+    return trained;
+}
+
+std::vector<piano::data::Request> load_test_split(const std::string& dir, const TrainedModel& trained) {
+    if (!fs::is_directory(dir)) throw piano::DataError(dir, 0, "directory", "does not exist");
+    const piano::data::JdsearchFiles files = piano::data::jdsearch_dir_files(dir);
+    const piano::data::LoadOptions options = load_options(trained.model->config());
+    if (!files.test.empty()) {
+        const auto products = piano::data::read_products(files.products, options);
+        return piano::data::load_requests_file(files.test, products, trained.vocab, options).requests;
+    }
+    if (files.requests.empty()) throw piano::DataError(dir, 0, "test", "no test.txt and no requests.txt to split");
+    piano::data::JdsearchDataset data = piano::data::load_jdsearch(files, options);
+    for (std::size_t t = 0; t < data.vocab.tables.size(); ++t)
+        if (data.vocab.tables[t].size() != trained.vocab.tables[t].size())
+            throw piano::DataError(files.requests, 0, piano::data::kTableNames[t],
+                                   "the training split's vocabulary differs from the model's; the file changed "
+                                   "since training");
+    return std::move(data.test);
+}
+
+piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::Request>& requests) {
+    std::vector<piano::metrics::RequestPrediction> predictions;
+    predictions.reserve(requests.size());
+    for (const auto& r : requests) {
+        std::vector<int> click, conv;
+        for (const auto& c : r.candidates) {
+            click.push_back(c.click);
+            conv.push_back(c.conv);
+        }
+        predictions.push_back(piano::metrics::first_stage_prediction(std::move(click), std::move(conv)));
+    }
+    return piano::metrics::evaluate(predictions);
+}
+
+piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests) {
+    return piano::metrics::evaluate(piano::predict(model, requests));
+}
+
+std::optional<piano::metrics::MetricTable> evaluate_oracle(const std::string& data_dir,
+                                                           const std::vector<piano::data::Request>& test) {
+    const fs::path path = fs::path(data_dir) / "truth.txt";
+    if (!fs::exists(path)) return std::nullopt;
+    const std::vector<piano::data::TruthRow> truth = piano::data::read_truth(path);
+    if (truth.size() != test.size())
+        throw piano::DataError(path.string(), 0, "line",
+                               std::to_string(truth.size()) + " rows for " + std::to_string(test.size()) +
+                                   " test requests");
+    std::vector<piano::metrics::RequestPrediction> predictions(test.size());
+    for (std::size_t k = 0; k < test.size(); ++k) {
+        const auto& candidates = test[k].candidates;
+        if (truth[k].p_click.size() != candidates.size())
+            throw piano::DataError(path.string(), static_cast<long>(k + 1), "p_click",
+                                   std::to_string(truth[k].p_click.size()) + " probabilities for " +
+                                       std::to_string(candidates.size()) + " candidates");
+        piano::metrics::RequestPrediction& p = predictions[k];
+        p.p_ctr = truth[k].p_click;
+        p.p_cvr = truth[k].p_conv;
+        p.p_ctcvr = truth[k].pctcvr();
+        p.score = p.p_ctcvr;
+        double no_click = 1.0, no_conv = 1.0;
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            no_click *= 1.0 - p.p_ctr[i];
+            no_conv *= 1.0 - p.p_ctcvr[i];
+            p.click.push_back(candidates[i].click);
+            p.conv.push_back(candidates[i].conv);
+        }
+        p.p_list_ctr = 1.0 - no_click;
+        p.p_list_cvr = 1.0 - no_conv;
+    }
+    return piano::metrics::evaluate(predictions);
+}
+
+}  // namespace piano_cli

@@ -1,0 +1,108 @@
+// common.hpp: what several subcommands share: exit codes, configs, data loading, the
+// model directory, and the rows of the result tables (first stage, a model, the oracle).
+//
+// A trained model is a directory, so eval and rerank can read new data later:
+//   DIR/best.ckpt        the weights and the config map (with "model" = the model's name)
+//   DIR/vocab/*.vocab    the vocabularies built from the training split
+//   DIR/train_log.csv    one line per epoch (written by piano::train)
+// Every embedding table gets as many rows as its vocabulary needs, at most the configured
+// count: the configured `*_rows` cap the vocabulary (rarer ids are hashed into the cap, see
+// piano/data/vocabulary.hpp) and the model is then built with the vocabulary's row count,
+// so a small data set does not pay for a 100k-row item table.
+//
+// The definitions live in common.cpp, the one file that instantiates the models, the
+// trainer and the checkpoint code, so the other files compile quickly.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <piano/data/jdsearch.hpp>
+#include <piano/metrics/evaluate.hpp>
+#include <piano/model/config.hpp>
+#include <piano/model/reranker.hpp>
+#include <piano/train/trainer.hpp>
+
+#include "args.hpp"
+
+namespace piano_cli {
+
+namespace fs = std::filesystem;
+using Model = piano::Reranker<float>;
+
+/// The exit codes of `piano` (docs/cli.md lists them too).
+enum ExitCode : int {
+    kOk = 0,
+    kOtherError = 1,       // anything else (I/O, an internal error)
+    kUsageError = 2,       // a bad command line
+    kDataError = 3,        // a malformed or missing input file (piano::DataError)
+    kCheckpointError = 4,  // a checkpoint that cannot be read or does not fit (piano::CheckpointError)
+    kConfigError = 5,      // a bad config value or model name (piano::ConfigError)
+    kShapeError = 6,       // data that does not fit the model's shapes (piano::ShapeError)
+    kTrainingError = 7,    // the loss or a gradient became NaN or Inf (piano::TrainingError)
+};
+
+/// OpenMP threads for everything piano parallelises (and Eigen's products).
+void set_threads(long threads);
+
+/// Throws the factory's kind of ConfigError for an unknown name, before any data is read.
+void check_model_name(const std::string& name);
+
+// ---------------------------------------------------------------- configs and options
+
+/// The training options train and compare share, with their defaults.
+std::vector<Option> training_options();
+/// --config ("tiny", "reference" or a `key = value` file over reference) with --seed.
+piano::PianoConfig config_from_args(const Args& args);
+piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir);
+/// Load options whose vocabulary caps are the config's table sizes.
+piano::data::LoadOptions load_options(const piano::PianoConfig& config);
+
+// ---------------------------------------------------------------- data and models
+
+/// Loads a data directory for training, with the tables capped by `config`.
+piano::data::JdsearchDataset load_data(const std::string& dir, const piano::PianoConfig& config);
+
+struct Fitted {
+    std::unique_ptr<Model> model;  // the best epoch's weights (piano::train puts them back)
+    piano::TrainResult result;
+    double seconds = 0.0;
+};
+
+/// Trains `name` on `data` into options.out_dir (best.ckpt, vocab/, train_log.csv), with
+/// every table sized to its vocabulary.
+Fitted fit(const std::string& name, const piano::PianoConfig& config, const piano::data::JdsearchDataset& data,
+           const piano::TrainOptions& options, std::ostream& log);
+
+/// A trained model read back from its directory (see the top of this file).
+struct TrainedModel {
+    std::string name;  // "piano", "prm", ...
+    std::unique_ptr<Model> model;
+    piano::data::Vocabularies vocab;
+};
+
+TrainedModel load_trained(const std::string& checkpoint_path);
+
+/// The test split of a data directory, mapped with a trained model's vocabularies.
+/// With train/valid/test files, test.txt is read as it is. With one requests.txt, the
+/// split is drawn again exactly as at training time, and the vocabularies it rebuilds must
+/// be the model's, or the file changed since training (DataError).
+std::vector<piano::data::Request> load_test_split(const std::string& dir, const TrainedModel& trained);
+
+// ---------------------------------------------------------------- rows of the tables
+
+piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::Request>& requests);
+piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests);
+
+/// The simulator's oracle when `data_dir` holds truth.txt (row k = test request k):
+/// candidates ordered by their true pCTCVR. Its list probabilities assume independent
+/// clicks, which is how the simulator draws them: P(>= 1 click) = 1 - Π_i (1 - pCTR_i),
+/// and the same for conversions with pCTCVR_i.
+std::optional<piano::metrics::MetricTable> evaluate_oracle(const std::string& data_dir,
+                                                           const std::vector<piano::data::Request>& test);
+
+}  // namespace piano_cli

@@ -1,0 +1,49 @@
+// piano eval: a trained model's metrics on a data directory's test split, beside the
+// first-stage order and (for simulated data) the oracle.
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <piano/metrics/report.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace piano_cli {
+
+CommandSpec eval_spec() {
+    return {"eval",
+            "evaluate a trained model on the test split of a data directory",
+            "prints the metric table (docs/metrics.md) with rows first-stage, the model and, when the\n"
+            "directory holds truth.txt (simulated data), the oracle. The test split is test.txt, or\n"
+            "for a single requests.txt the same split train drew.\n",
+            {{"data", "DIR", "", "data directory", true},
+             {"checkpoint", "FILE", "", "best.ckpt of a trained model (its vocab/ directory beside it)", true},
+             {"csv", "FILE", "", "also write the table as CSV to FILE"},
+             {"threads", "N", "1", "OpenMP threads"}}};
+}
+
+int run_eval(const Args& args) {
+    set_threads(args.integer("threads", 1, 1024));
+    TrainedModel trained = load_trained(args.str("checkpoint"));
+    const std::vector<piano::data::Request> test = load_test_split(args.str("data"), trained);
+    if (test.empty()) throw piano::DataError(args.str("data"), 0, "test", "the test split holds no request");
+
+    std::vector<std::pair<std::string, piano::metrics::MetricTable>> rows;
+    rows.emplace_back("first-stage", evaluate_first_stage(test));
+    rows.emplace_back(trained.name, evaluate_model(*trained.model, test));
+    if (auto table = evaluate_oracle(args.str("data"), test)) rows.emplace_back("oracle", *table);
+
+    std::cout << piano::metrics::markdown_table(rows);
+    if (args.has("csv")) {
+        std::ofstream csv(args.str("csv"));
+        csv << piano::metrics::csv_header() << '\n';
+        for (const auto& [name, table] : rows) csv << piano::metrics::csv_row(name, table) << '\n';
+        if (!csv.flush()) throw std::runtime_error("cannot write " + args.str("csv"));
+    }
+    return kOk;
+}
+
+}  // namespace piano_cli

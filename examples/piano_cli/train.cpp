@@ -1,0 +1,46 @@
+// piano train: one model on one data set, saved as a directory that eval and rerank read.
+#include <iostream>
+#include <string>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace piano_cli {
+
+CommandSpec train_spec() {
+    CommandSpec spec{"train",
+                     "train one model on a data directory and save it with its vocabularies",
+                     "outputs (in --out):\n"
+                     "  best.ckpt       the weights of the epoch with the best validation ndcg@10, and the config\n"
+                     "  vocab/          the vocabularies of the training split (eval and rerank read them)\n"
+                     "  train_log.csv   one row per epoch: losses, validation metrics, seconds\n"
+                     "Each embedding table gets the rows its vocabulary needs, at most the config's *_rows\n"
+                     "(rarer ids share hashed rows).\n",
+                     {{"data", "DIR", "", "data directory (products.txt and train.txt or requests.txt)", true},
+                      {"model", "NAME", "piano", "piano, piano-noqdir, piano-noian, prm, din or dnn"},
+                      {"out", "DIR", "", "directory for the trained model", true}}};
+    for (Option& o : training_options()) spec.options.push_back(std::move(o));
+    return spec;
+}
+
+int run_train(const Args& args) {
+    const std::string name = args.str("model");
+    check_model_name(name);
+    const piano::PianoConfig config = config_from_args(args);
+    const piano::TrainOptions options = train_options_from_args(args, args.str("out"));
+    set_threads(options.threads);
+
+    std::cout << "loading " << args.str("data") << " ...\n";
+    const piano::data::JdsearchDataset data = load_data(args.str("data"), config);
+    std::cout << "train " << data.train.size() << ", valid " << data.valid.size() << ", test " << data.test.size()
+              << " requests; training " << name << '\n';
+    const Fitted fitted = fit(name, config, data, options, std::cout);
+
+    std::cout << "best epoch " << fitted.result.best_epoch << " of " << fitted.result.epochs.size() << " in "
+              << fitted.seconds << " s; model saved to " << options.out_dir << "\n"
+              << "next: piano eval --data " << args.str("data") << " --checkpoint " << fitted.result.best_checkpoint
+              << '\n';
+    return kOk;
+}
+
+}  // namespace piano_cli
