@@ -19,3 +19,5 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1" \
 cmake --build build/sanitize -j "$jobs"
 # The package tests configure separate projects without sanitizers; they ran above.
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE package
+
+echo "== API reference (Doxygen)"; doxygen docs/Doxyfile
