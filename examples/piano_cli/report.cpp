@@ -16,7 +16,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
-#include "svg.hpp"
+#include "../common/svg.hpp"
 
 namespace piano_cli {
 

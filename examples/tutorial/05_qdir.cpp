@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "heatmap_svg.hpp"
+#include "../common/svg.hpp"
 
 namespace {
 
@@ -212,14 +212,17 @@ int main(int argc, char** argv) {
     // [tutorial:end]
 
     // [tutorial:heatmap]
-    tutorial::Heatmap map;
-    map.title = "QDIR attention for the query '" + std::string(kTermNames[user.query[0]]) + "'";
+    svg::Heatmap map;
+    map.title = "QDIR attention for the query '" + std::string(kTermNames[user.query[0]]) + "' (%)";
     map.row_labels = {"before, head 1", "before, head 2", "after, head 1", "after, head 2"};
-    map.column_labels.push_back("null slot");
-    for (const data::HistoryEvent& event : user.history) map.column_labels.push_back(describe(event));
-    map.values.resize(4, before.cols());
-    map.values << before.cast<double>(), after.cast<double>();
-    tutorial::write_heatmap_svg(svg_path, map);
+    map.col_labels.push_back("null slot");
+    for (const data::HistoryEvent& event : user.history) map.col_labels.push_back(describe(event));
+    for (const Matrix<float>* weights : {&before, &after})
+        for (Index head = 0; head < weights->rows(); ++head) {
+            std::vector<double>& row = map.values.emplace_back();
+            for (Index k = 0; k < weights->cols(); ++k) row.push_back((*weights)(head, k));
+        }
+    svg::write_file(svg_path, svg::render(map));
     std::printf("heatmap: %s\n", svg_path.c_str());
     // [tutorial:end]
 

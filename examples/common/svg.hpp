@@ -1,4 +1,5 @@
-// svg.hpp: just enough SVG for the demo report: line charts and labelled heatmaps.
+// examples/common/svg.hpp: just enough SVG for the examples: line charts and labelled
+// heatmaps (the CLI's report and the tutorial's QDIR chapter).
 //
 // Plain strings in, a self-contained SVG document out (no scripts, no external fonts), so
 // the files render the same in a browser, on GitHub and in an image viewer. Layout is
@@ -185,7 +186,10 @@ inline std::string render(const Heatmap& map) {
     }
     // Rotated column labels lean right past the last cell: label_room keeps them inside.
     // Titles are sized by a rough 7.5 px per character, enough for 12-15 px sans-serif.
-    const double cell = 34, left = 90, top = 170, label_room = 110;
+    std::size_t longest_row_label = 0;
+    for (const auto& label : map.row_labels) longest_row_label = std::max(longest_row_label, label.size());
+    const double cell = 34, top = 170, label_room = 110;
+    const double left = std::max(90.0, 16 + 7.0 * static_cast<double>(longest_row_label));
     const double title_width = 20 + 7.5 * static_cast<double>(std::max(map.title.size(), map.subtitle.size()));
     const int width = static_cast<int>(std::max(left + cell * static_cast<double>(cols) + label_room, title_width));
     const int height = static_cast<int>(top + cell * static_cast<double>(rows) + 20);
