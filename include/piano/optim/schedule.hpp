@@ -37,6 +37,17 @@ inline void check_warmup_decay(const char* schedule, double peak, long warmup, l
     }
 }
 
+/// The rate of a warm-up-then-decay schedule at `step` (checked by the caller): the linear
+/// warm-up, then floor + (peak - floor) * remaining(progress) with progress in [0, 1) from
+/// step W to S, then the floor. `remaining` falls from 1 at progress 0 towards 0 at 1.
+template <class Remaining>
+double warmup_then_decay(long step, double peak, double floor, long warmup, long total, Remaining remaining) {
+    if (step < warmup) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup);
+    if (step >= total) return floor;
+    const double progress = static_cast<double>(step - warmup) / static_cast<double>(total - warmup);
+    return floor + (peak - floor) * remaining(progress);
+}
+
 }  // namespace detail
 
 /// lr(s) = lr for every step.
@@ -68,10 +79,8 @@ public:
     }
     double lr(long step) const {
         detail::check_schedule_step("WarmupCosineSchedule", step);
-        if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
-        if (step >= total_) return floor_;
-        const double progress = static_cast<double>(step - warmup_) / static_cast<double>(total_ - warmup_);
-        return floor_ + (peak_ - floor_) * 0.5 * (1.0 + std::cos(pi * progress));
+        return detail::warmup_then_decay(step, peak_, floor_, warmup_, total_,
+                                         [](double progress) { return 0.5 * (1.0 + std::cos(pi * progress)); });
     }
 
 private:
@@ -82,7 +91,7 @@ private:
 
 /// Linear warm-up over W steps, then a straight line from peak down to floor at step S:
 ///   s < W:       peak (s + 1) / W
-///   W <= s < S:  peak + (floor - peak) (s - W) / (S - W)
+///   W <= s < S:  floor + (peak - floor) (1 - (s - W) / (S - W))
 ///   s >= S:      floor
 class WarmupLinearSchedule {
 public:
@@ -92,10 +101,8 @@ public:
     }
     double lr(long step) const {
         detail::check_schedule_step("WarmupLinearSchedule", step);
-        if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
-        if (step >= total_) return floor_;
-        const double progress = static_cast<double>(step - warmup_) / static_cast<double>(total_ - warmup_);
-        return peak_ + (floor_ - peak_) * progress;
+        return detail::warmup_then_decay(step, peak_, floor_, warmup_, total_,
+                                         [](double progress) { return 1.0 - progress; });
     }
 
 private:
