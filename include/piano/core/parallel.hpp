@@ -1,7 +1,7 @@
 // piano/core/parallel.hpp: OpenMP over fixed pieces of work, so that no result depends on
 // the number of threads.
 //
-// The rule (llm.c's): a loop is cut into pieces whose boundaries depend only on the
+// The rule: a loop is cut into pieces whose boundaries depend only on the
 // problem (fixed row blocks, one list of a batch, ...), never on the thread count; each
 // piece writes its own slice of the output, and every sum inside a piece runs in the same
 // order whichever thread runs it. Threads then only decide *who* computes a piece, so 1
