@@ -56,7 +56,7 @@ piano::DataError parse_error(const std::string& line, const LoadOptions& options
 
 }  // namespace jdsearch_limits
 
-TEST_CASE("a request of 200 candidates and 5000 history events loads whole; 201 is malformed", "[data][limits]") {
+TEST_CASE("a request of 200 candidates and 5000 history events loads whole, and 201 is malformed", "[data][limits]") {
     // Expected: works. 200 is max_candidates' default (JDsearch's longest list); histories
     // are not limited by default (max_history = 0).
     TempDir dir("limits");

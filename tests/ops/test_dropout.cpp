@@ -75,7 +75,7 @@ TEST_CASE("dropout gradient uses the forward mask", "[ops][dropout]") {
     CHECK(x.grad() == y.value());
 }
 
-TEST_CASE("dropout rejects p outside [0, 1)", "[ops][dropout][errors]") {
+TEST_CASE("dropout rejects p outside 0 <= p < 1", "[ops][dropout][errors]") {
     std::mt19937_64 rng(1);
     const Tensor<double> x = Tensor<double>::zeros(2, 2);
     CHECK_THROWS_AS(piano::dropout(x, 1.0, rng, true), std::invalid_argument);

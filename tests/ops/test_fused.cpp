@@ -333,7 +333,7 @@ TEST_CASE("seeded dropout passes the gradient check (the backward remakes the ma
     require_ok(piano::check_gradients(f, {noise(5, 7, 49)}));
 }
 
-TEST_CASE("seeded dropout rejects p outside [0, 1), naming it", "[ops][dropout][errors]") {
+TEST_CASE("seeded dropout rejects p outside 0 <= p < 1, naming it", "[ops][dropout][errors]") {
     const Tensor<double> x = noise(2, 2, 50);
     CHECK_THROWS_AS(piano::dropout(x, 1.0, std::uint64_t{1}, true), std::invalid_argument);
     CHECK_THROWS_WITH(piano::dropout(x, -0.5, std::uint64_t{1}, false), Catch::Contains("-0.5"));

@@ -212,7 +212,7 @@ void embedding_backward(Tensor<double>& table, const std::vector<Index>& ids) {
 
 }  // namespace
 
-TEST_CASE("Lazy Adam updates only touched rows; dense Adam updates all", "[optim][adam][sparse]") {
+TEST_CASE("Lazy Adam updates only touched rows, dense Adam updates all", "[optim][adam][sparse]") {
     for (bool decoupled : {false, true}) {
         DYNAMIC_SECTION((decoupled ? "AdamW" : "Adam")) {
             auto make = [&](Tensor<double>& t, piano::SparseMode mode) -> std::unique_ptr<piano::Adam<double>> {
