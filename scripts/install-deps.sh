@@ -3,7 +3,8 @@
 # already present. Safe to run again. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(cmake g++ make libeigen3-dev libcereal-dev catch2 libbenchmark-dev doxygen)
+# clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) for scripts/fuzz.sh.
+packages=(cmake g++ make libeigen3-dev libcereal-dev catch2 libbenchmark-dev doxygen clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

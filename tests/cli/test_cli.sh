@@ -106,6 +106,62 @@ printf 'd_model = 7\nheads = 2\n' >"$work/odd.conf"
 expect 5 "^piano: error: .*odd.conf" -- "$piano" train --data "$data" --out "$work/x" --config "$work/odd.conf"
 [ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "an error message spans more than one line"
 
+
+echo "== errors as API: every exit code, one line each (docs/errors.md)"
+# expect_one_line: the last command's stderr is exactly one line, with no stack dump.
+expect_one_line() {
+  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "$1: the error spans $(wc -l <"$work/err.txt") lines: $(cat "$work/err.txt")"
+  ! grep -Eq "terminate called|Aborted|#[0-9]+ 0x|core dumped" "$work/err.txt" || fail "$1: a crash instead of a message"
+}
+header=$(head -1 "$data/test.txt")
+
+# 0: a request whose every id (terms, songs, history) the model never saw is reranked
+# with the unknown rows: one output line, a permutation of its three candidates.
+unseen=$work/unseen.txt
+printf '%s
+never1	new1_new2_new3	0_0_0	never2_-1	new4_new5	CLICK_ORD	0_10_20
+' "$header" >"$unseen"
+expect 0 "" -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$unseen" --products "$data/products.txt"
+order=$(sed -n 2p "$work/out.txt" | cut -f2 | tr ' ' '\n' | sort | tr '\n' ' ')
+[ "$order" = "0 1 2 " ] || fail "rerank of unseen ids: order '$order', expected a permutation of 0 1 2"
+sed -n 2p "$work/out.txt" | grep -q "^2	" || fail "rerank of unseen ids: the line number is not 2: $(cat "$work/out.txt")"
+
+# 2, 3, 4, 5: one line each (the codes themselves are checked above).
+expect 2 "^piano: error: " -- "$piano" frobnicate
+expect_one_line "usage"
+expect 3 "^piano: error: " -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$bad" --products "$data/products.txt"
+expect_one_line "data"
+expect 4 "^piano: error: load_checkpoint" -- "$piano" eval --data "$data" --checkpoint "$work/model/junk.ckpt"
+expect_one_line "checkpoint"
+expect 5 "^piano: error: " -- "$piano" train --data "$data" --out "$work/x" --config "$work/odd.conf"
+expect_one_line "config"
+
+# 6: requests with a dense feature per candidate for a model trained without any.
+dense=$work/dense.txt
+printf '%s
+never1	new1_new2	0_0				5	0.5_0.25
+' "$header" >"$dense"
+expect 6 "^piano: error: FeatureEncoder: the batch has 1 dense features" -- \
+  "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$dense" --products "$data/products.txt"
+expect_one_line "shape"
+
+# 7: a training set whose dense features are near float's largest value: the first step's
+# loss is not finite and training stops, naming the step and the term.
+huge=$work/huge
+mkdir -p "$huge"
+cp "$data/products.txt" "$huge/products.txt"
+for i in 1 2 3 4; do
+  printf 'q%d	w1_w2	1.0_0.0				5	3e38_-3e38
+' "$i"
+done >"$huge/train.txt"
+expect 7 "^piano: error: step 1 \(epoch 1\)" -- "$piano" train --data "$huge" --out "$work/huge_model" "${tiny[@]}"
+expect_one_line "training"
+
+# 1: anything else, e.g. an output directory that cannot be created.
+printf 'a file, not a directory' >"$work/plain_file"
+expect 1 "^piano: error: " -- "$piano" simulate --out "$work/plain_file/sub" --users 10 --requests 20
+expect_one_line "other"
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed" >&2
   exit 1

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <piano/io/checkpoint.hpp>
+#include <piano/model/factory.hpp>
 #include <piano/nn/linear.hpp>
 #include <piano/ops/indexing.hpp>
 #include <piano/ops/reduce.hpp>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -469,4 +471,71 @@ TEST_CASE("save_checkpoint is atomic", "[io][checkpoint]") {
         CHECK(loaded.parameters[0].second(0, 0) == -7.0);
         CHECK(temp_files(dir).empty());
     }
+}
+
+TEST_CASE("restore refuses a checkpoint of a model with another config, naming each key", "[io][checkpoint]") {
+    // A model's config_map() (PIANO: its PianoConfig and "model") must match the keys the
+    // checkpoint's config holds. Expected: CheckpointError naming the key and both values,
+    // before the shape mismatches it explains, and the model unchanged.
+    piano::PianoConfig small = piano::PianoConfig::tiny();
+    small.term_rows = small.item_rows = 20;
+    auto saved = piano::make_model<float>("piano", small);
+    const Checkpoint<float> c = piano::capture<float>(*saved, saved->config_map());
+    CHECK(c.config.at("model") == "piano");
+
+    SECTION("another width: the key first, then the shapes") {
+        piano::PianoConfig wide = small;
+        wide.d_model = 32;
+        auto model = piano::make_model<float>("piano", wide);
+        try {
+            piano::restore<float>(*model, c);
+            FAIL("no CheckpointError");
+        } catch (const CheckpointError& e) {
+            const std::string message = e.what();
+            const auto key = message.find("config 'd_model': checkpoint 16, model 32");
+            const auto shape = message.find("parameter 'features.terms.weight': checkpoint [20,16], model [20,32]");
+            CHECK(key != std::string::npos);
+            CHECK(shape != std::string::npos);
+            CHECK(key < shape);
+        }
+    }
+    SECTION("a value that changes no shape, and another model kind") {
+        piano::PianoConfig other = small;
+        other.lambda = 0.25;
+        other.use_qdir = false;
+        auto model = piano::make_model<float>("piano", other);
+        const auto before = values_of(*model);
+        CHECK_THROWS_WITH(piano::restore<float>(*model, c), Contains("config 'lambda': checkpoint 0.5, model 0.25"));
+        CHECK_THROWS_WITH(piano::restore<float>(*model, c), Contains("config 'use_qdir': checkpoint 1, model 0"));
+        const auto after = values_of(*model);
+        for (std::size_t i = 0; i < before.size(); ++i) CHECK(same_bits(before[i], after[i]));
+
+        auto prm = piano::make_model<float>("prm", small);
+        CHECK_THROWS_WITH(piano::restore<float>(*prm, c), Contains("config 'model': checkpoint piano, model prm"));
+    }
+    SECTION("the same config, or a checkpoint without one, loads") {
+        auto model = piano::make_model<float>("piano", small);
+        piano::restore<float>(*model, c);
+        CHECK(values_of(*model) == values_of(*saved));
+        Checkpoint<float> bare = c;
+        bare.config.clear();
+        auto other = piano::make_model<float>("piano", small);
+        piano::restore<float>(*other, bare);
+        CHECK(values_of(*other) == values_of(*saved));
+    }
+}
+
+TEST_CASE("load_checkpoint reads a stream as it reads a file", "[io][checkpoint]") {
+    // Expected: the same checkpoint from a file's bytes in memory, in both formats; errors
+    // name the stream as they would name the file.
+    TempDir dir("stream");
+    const Checkpoint<double> c = small_checkpoint();
+    for (const CheckpointFormat format : {CheckpointFormat::binary, CheckpointFormat::json}) {
+        piano::save_checkpoint(dir / "c.ckpt", c, format);
+        std::istringstream in(read_bytes(dir / "c.ckpt"));
+        check_same(piano::load_checkpoint<double>(in, "memory"), c);
+    }
+    std::istringstream empty("");
+    CHECK_THROWS_WITH(piano::load_checkpoint<double>(empty, "upload #3"),
+                      Contains("load_checkpoint 'upload #3': the file is empty"));
 }

@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -44,6 +45,7 @@ namespace piano::data {
 
 struct LoadOptions {
     double conv_threshold = 3.0;       // conv = label >= this; >= 1 so that conv implies click
+    double max_label = 3.0;            // a larger label is malformed (JDsearch's are 0..3); >= conv_threshold
     std::size_t max_candidates = 200;  // a longer list is malformed (DataError), never cut
     std::size_t max_history = 0;       // 0 keeps every event; else only the most recent ones
     bool skip_malformed = false;       // skip and count malformed lines instead of throwing
@@ -130,6 +132,13 @@ inline std::string quoted(std::string_view s) {
     return "'" + std::string(s.substr(0, kShown)) + (s.size() > kShown ? "...'" : "'");
 }
 
+/// A number as a person writes it: 3, 2.5 (std::to_string would give 3.000000).
+inline std::string number(double value) {
+    std::ostringstream out;
+    out << value;
+    return out.str();
+}
+
 inline std::string element(std::size_t k) { return "element [" + std::to_string(k) + "] "; }
 
 /// Throws DataError for `where` and field `field`.
@@ -149,12 +158,18 @@ inline std::vector<std::string> parse_terms(std::string_view text, const SourceP
     return terms;
 }
 
-inline float parse_label(std::string_view text, const SourcePos& where, std::size_t k) {
+inline float parse_label(std::string_view text, const SourcePos& where, std::size_t k, double max_label) {
     double value = 0.0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value))
         fail(where, "candidate_label_list", element(k) + quoted(text) + " is not a number");
     if (value < 0.0) fail(where, "candidate_label_list", element(k) + quoted(text) + " is negative");
+    // A label past the scale (a 7 in 0..3 data) is a corrupt or foreign file, not a strong
+    // conversion: reading it as one would train on garbage without a word.
+    if (value > max_label)
+        fail(where, "candidate_label_list",
+             element(k) + quoted(text) + " is above max_label = " + number(max_label) +
+                 " (labels: 0 none, 1 click, 2 cart, 3 purchase)");
     return static_cast<float>(value);
 }
 
@@ -209,6 +224,9 @@ inline void check_options(const LoadOptions& o) {
     if (!(o.conv_threshold >= 1.0))
         throw ConfigError("LoadOptions: conv_threshold must be >= 1 (conv implies click), got " +
                           std::to_string(o.conv_threshold));
+    if (!(o.max_label >= o.conv_threshold))
+        throw ConfigError("LoadOptions: max_label must be >= conv_threshold (else no label is a conversion), got " +
+                          std::to_string(o.max_label) + " and " + std::to_string(o.conv_threshold));
     if (o.max_candidates == 0) throw ConfigError("LoadOptions: max_candidates must be >= 1");
     const bool fractions_ok = o.train_fraction >= 0.0 && o.valid_fraction >= 0.0 &&
                               o.train_fraction + o.valid_fraction <= 1.0 + 1e-12;
@@ -249,7 +267,7 @@ inline RawRequest parse_request_line(std::string_view line, const SourcePos& whe
     for (std::size_t k = 0; k < L; ++k) {
         if (wids[k].empty()) fail(where, "candidate_wid_list", element(k) + "is empty");
         r.candidates[k].item = std::string(wids[k]);
-        r.candidates[k].label = parse_label(labels[k], where, k);
+        r.candidates[k].label = parse_label(labels[k], where, k, options.max_label);
     }
 
     // optional dense features: [L] elements of D values joined by \030, D the same for all
@@ -305,6 +323,21 @@ inline RawRequest parse_request_line(std::string_view line, const SourcePos& whe
     return r;
 }
 
+/// Parses one products line (without its newline; a trailing `\r` is allowed) into its
+/// wid and metadata. Empty fields are missing values. `where` names the line in errors.
+inline std::pair<std::string, RawProduct> parse_product_line(std::string_view line, const SourcePos& where) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const auto f = detail::split(line, detail::kFieldSep);
+    if (f.size() != kProductFieldCount)
+        detail::fail(where, "line", "expected 13 tab-separated fields, found " + std::to_string(f.size()));
+    if (f[0].empty()) detail::fail(where, "wid", "is empty");
+    RawProduct p;
+    p.brand = std::string(f[2]);
+    for (std::size_t k = 0; k < 4; ++k) p.cate[k] = std::string(f[4 + 2 * k]);
+    p.shop = std::string(f[12]);
+    return {std::string(f[0]), std::move(p)};
+}
+
 /// Reads the products file into a wid -> fields table. A header line (starting `wid\t`)
 /// is skipped; empty fields are missing values; a repeated wid is malformed.
 inline ProductTable read_products(const std::string& path, const LoadOptions& options = {},
@@ -314,16 +347,10 @@ inline ProductTable read_products(const std::string& path, const LoadOptions& op
     detail::for_each_data_line(path, "wid\t", [&](std::string_view line, long line_no) {
         const SourcePos where{path, line_no};
         try {
-            const auto f = detail::split(line, detail::kFieldSep);
-            if (f.size() != kProductFieldCount)
-                detail::fail(where, "line", "expected 13 tab-separated fields, found " + std::to_string(f.size()));
-            if (f[0].empty()) detail::fail(where, "wid", "is empty");
-            RawProduct p;
-            p.brand = std::string(f[2]);
-            for (std::size_t k = 0; k < 4; ++k) p.cate[k] = std::string(f[4 + 2 * k]);
-            p.shop = std::string(f[12]);
-            if (!products.emplace(std::string(f[0]), std::move(p)).second)
-                detail::fail(where, "wid", "product " + detail::quoted(f[0]) + " appears twice");
+            auto [wid, product] = parse_product_line(line, where);
+            if (products.count(wid) != 0)
+                detail::fail(where, "wid", "product " + detail::quoted(wid) + " appears twice");
+            products.emplace(std::move(wid), std::move(product));
             ++local.records;
         } catch (const DataError& e) {
             if (!options.skip_malformed) throw;
@@ -577,9 +604,12 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
     data.vocab = builders.build(options.capacity);
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {
         {&files.train, &data.train}, {&files.valid, &data.valid}, {&files.test, &data.test}};
-    for (const auto& [path, out] : splits) {
+    for (const auto& [path, split] : splits) {
         if (path->empty()) continue;
         std::size_t width = 0;
+        // A named pointer, not the binding: C++17 lambdas cannot capture structured bindings
+        // (clang rejects it; GCC accepts it as an extension).
+        std::vector<Request>* out = split;
         const ReadStats stats = detail::for_each_parsed(*path, options, &width, [&](const RawRequest& raw, std::size_t) {
             out->push_back(map_request(raw, products, data.vocab, options));
         });

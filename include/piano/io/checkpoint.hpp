@@ -37,6 +37,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <istream>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -470,12 +471,9 @@ Checkpoint<T> read_json(std::istream& in, const std::string& text) {
     return c;
 }
 
+// A binary or JSON checkpoint from a seekable stream positioned at its first byte.
 template <typename T>
-Checkpoint<T> read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw CheckpointError("cannot open the file: " + std::error_code(errno, std::generic_category()).message());
-    }
+Checkpoint<T> read_stream(std::istream& in) {
     char head[kMagicSize] = {};
     in.read(head, kMagicSize);
     const auto got = static_cast<std::size_t>(in.gcount());
@@ -491,6 +489,29 @@ Checkpoint<T> read_file(const std::filesystem::path& path) {
     in.clear();
     in.seekg(0);
     return read_json<T>(in, text);
+}
+
+template <typename T>
+Checkpoint<T> read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw CheckpointError("cannot open the file: " + std::error_code(errno, std::generic_category()).message());
+    }
+    return read_stream<T>(in);
+}
+
+// Runs `read` and turns every failure into a CheckpointError that starts with `where`.
+template <class Read>
+auto with_context(const std::string& where, Read read) {
+    try {
+        return read();
+    } catch (const CheckpointError& e) {
+        throw CheckpointError(where + e.what());
+    } catch (const cereal::Exception& e) {
+        throw CheckpointError(where + "the file is truncated or corrupt (" + e.what() + ")");
+    } catch (const std::exception& e) {  // e.g. bad_alloc
+        throw CheckpointError(where + "the file is corrupt (" + e.what() + ")");
+    }
 }
 
 // --- Matching a checkpoint to a model ---
@@ -577,16 +598,17 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint<T>& che
 /// corrupt file; never crashes and never allocates much more than the file's size.
 template <typename T>
 Checkpoint<T> load_checkpoint(const std::filesystem::path& path) {
-    const std::string where = "load_checkpoint '" + path.string() + "': ";
-    try {
-        return detail::checkpoint::read_file<T>(path);
-    } catch (const CheckpointError& e) {
-        throw CheckpointError(where + e.what());
-    } catch (const cereal::Exception& e) {
-        throw CheckpointError(where + "the file is truncated or corrupt (" + e.what() + ")");
-    } catch (const std::exception& e) {  // e.g. bad_alloc
-        throw CheckpointError(where + "the file is corrupt (" + e.what() + ")");
-    }
+    return detail::checkpoint::with_context("load_checkpoint '" + path.string() + "': ",
+                                            [&] { return detail::checkpoint::read_file<T>(path); });
+}
+
+/// load_checkpoint from a seekable stream (a std::istringstream of a file's bytes, say),
+/// positioned at the checkpoint's first byte; errors name `name` where they would name
+/// the file. The same checks, errors and guarantees as loading from a path.
+template <typename T>
+Checkpoint<T> load_checkpoint(std::istream& in, const std::string& name) {
+    return detail::checkpoint::with_context("load_checkpoint '" + name + "': ",
+                                            [&] { return detail::checkpoint::read_stream<T>(in); });
 }
 
 /// A checkpoint of `model` (its parameters copied by name), with `config`, and when given
@@ -612,10 +634,12 @@ Checkpoint<T> capture(const Module<T>& model, std::map<std::string, std::string>
 
 /// Loads `checkpoint` into `model`, and into `optimizer` and `rng` when given.
 /// Requires: the model (built from checkpoint.config) has exactly the checkpoint's
-/// parameter names and shapes; an optimizer of the same name() if one is given; an RNG
-/// state in the checkpoint if `rng` is given.
+/// parameter names and shapes; every key of model.config_map() that the checkpoint's
+/// config also holds has the same value there; an optimizer of the same name() if one is
+/// given; an RNG state in the checkpoint if `rng` is given.
 /// Ensures: on success the model, optimizer and generator continue exactly where the saved
 /// run stopped. On failure throws CheckpointError listing every mismatch by name
+///   config 'd_model': checkpoint 16, model 32
 ///   checkpoint has no parameter 'a.weight' (it has: 'b.weight', ...)
 ///   checkpoint parameter 'c.bias' is not in the model (it has: ...)
 ///   parameter 'x.weight': checkpoint [4,8], model [4,16]
@@ -630,6 +654,14 @@ void restore(Module<T>& model, const Checkpoint<T>& checkpoint, Optimizer<T>* op
     for (const auto& [name, value] : checkpoint.parameters) file_names.push_back(name);
 
     std::vector<std::string> problems;
+    // Config first: a different d_model explains the shape mismatches listed after it, and
+    // a different lambda or switch changes the model without changing any shape.
+    for (const auto& [key, value] : model.config_map()) {
+        const auto it = checkpoint.config.find(key);
+        if (it != checkpoint.config.end() && it->second != value) {
+            problems.push_back("config '" + key + "': checkpoint " + it->second + ", model " + value);
+        }
+    }
     std::vector<const Matrix<T>*> sources;  // sources[i]: the value for model_parameters[i]
     for (const auto& [name, p] : model_parameters) {
         const auto it = std::find_if(checkpoint.parameters.begin(), checkpoint.parameters.end(),

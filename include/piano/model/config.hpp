@@ -6,9 +6,11 @@
 #pragma once
 
 #include <fstream>
+#include <istream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "piano/core/error.hpp"
 
@@ -188,11 +190,9 @@ private:
     }
 };
 
-/// Reads `key = value` lines (blank lines and `#` comments ignored) on top of `base`.
-/// Errors name the file and line.
-inline PianoConfig read_config_file(const std::string& path, PianoConfig base = PianoConfig{}) {
-    std::ifstream in(path);
-    if (!in) throw ConfigError("cannot open config file " + path);
+/// Reads `key = value` lines (blank lines and `#` comments ignored) from `in` on top of
+/// `base`. Errors are ConfigErrors naming `path` (the stream's name) and the line.
+inline PianoConfig read_config(std::istream& in, const std::string& path, PianoConfig base = PianoConfig{}) {
     std::map<std::string, std::string> m;
     std::string line;
     long line_number = 0;
@@ -216,6 +216,13 @@ inline PianoConfig read_config_file(const std::string& path, PianoConfig base = 
     } catch (const ConfigError& e) {
         throw ConfigError(path + ": " + e.what());
     }
+}
+
+/// read_config on the file at `path`. Errors name the file and line.
+inline PianoConfig read_config_file(const std::string& path, PianoConfig base = PianoConfig{}) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("cannot open config file " + path);
+    return read_config(in, path, std::move(base));
 }
 
 }  // namespace piano

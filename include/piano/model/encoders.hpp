@@ -91,11 +91,13 @@ public:
     /// c [ΣL, d]: every candidate's item encoding.
     Tensor<T> candidates(const data::Batch& batch) const {
         Tensor<T> c = encode_items(batch.cand_fields);
+        // Checked with or without a dense layer: features a model has no input for would
+        // otherwise be dropped without a word, and scores computed as if they were absent.
+        if (batch.dense_dim != config_.dense_features) {
+            throw ShapeError("FeatureEncoder: the batch has " + std::to_string(batch.dense_dim) +
+                             " dense features, the model " + std::to_string(config_.dense_features));
+        }
         if (dense_) {
-            if (batch.dense_dim != config_.dense_features) {
-                throw ShapeError("FeatureEncoder: the batch has " + std::to_string(batch.dense_dim) +
-                                 " dense features, the model " + std::to_string(config_.dense_features));
-            }
             Matrix<T> dense(batch.num_candidates(), batch.dense_dim);
             for (Index i = 0; i < dense.size(); ++i) dense.data()[i] = static_cast<T>(batch.cand_dense[static_cast<std::size_t>(i)]);
             c = c + dense_->forward(Tensor<T>(std::move(dense)));

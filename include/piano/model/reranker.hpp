@@ -9,6 +9,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -103,6 +104,13 @@ public:
     virtual std::string kind() const = 0;
 
     const PianoConfig& config() const { return config_; }
+
+    /// config().to_map() plus "model" = kind(): what the trainer writes into checkpoints.
+    std::map<std::string, std::string> config_map() const override {
+        auto m = config_.to_map();
+        m["model"] = kind();
+        return m;
+    }
 
     /// Requests per piece of rerank's work (see rerank).
     static constexpr Index kRerankPiece = 16;

@@ -10,6 +10,7 @@
 // child is held by shared_ptr so the parent can keep a typed member pointing to it.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -64,6 +65,11 @@ public:
     void zero_grad() {
         for (auto& [name, p] : named_parameters()) p.zero_grad();
     }
+
+    /// The hyperparameters that shaped this module, as checkpoints store them (key ->
+    /// value). restore() refuses a checkpoint whose config gives any of these keys another
+    /// value. Empty by default: a module without a config is matched by parameters alone.
+    virtual std::map<std::string, std::string> config_map() const { return {}; }
 
     /// The direct children, in registration order.
     const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }

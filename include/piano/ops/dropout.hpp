@@ -102,14 +102,14 @@ Tensor<T> dropout(const Tensor<T>& x, typename Tensor<T>::Scalar p, std::uint64_
         detail::dropout_factors(pd, seed, static_cast<std::uint64_t>(b), n, out.data() + b);
         for (Index k = b; k < b + n; ++k) out.data()[k] *= X.data()[k];
     });
-    return detail::make_result<T>(std::move(out), "dropout", {x.node()}, [pd, seed, kPiece](Node<T>& self) {
+    return detail::make_result<T>(std::move(out), "dropout", {x.node()}, [pd, seed, piece = kPiece](Node<T>& self) {
         // dropout([R,C], seed) -> [R,C]; dx = G ⊙ M, M remade from the seed
         Node<T>& nx = *self.inputs[0];
         if (!nx.requires_grad) return;
         const bool fresh = nx.begin_grad_write();
         T* dx = nx.grad.data();
         const T* g = self.grad.data();
-        detail::parallel_rows(self.grad.size(), kPiece, 8.0, [&](Index b, Index n) {
+        detail::parallel_rows(self.grad.size(), piece, 8.0, [&](Index b, Index n) {
             if (fresh) {
                 detail::dropout_factors(pd, seed, static_cast<std::uint64_t>(b), n, dx + b);
                 for (Index k = b; k < b + n; ++k) dx[k] *= g[k];

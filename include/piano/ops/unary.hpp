@@ -188,11 +188,11 @@ Tensor<T> gelu(const Tensor<T>& x) {
                 T(0.5) * (T(1) + t) + T(0.5) * xs * (T(1) - t.square()) * k * (T(1) + T(3) * c * xs.square());
         }
     });
-    return detail::make_result<T>(std::move(y), "gelu", {x.node()}, [slope = std::move(slope), kPiece](Node<T>& self) {
+    return detail::make_result<T>(std::move(y), "gelu", {x.node()}, [slope = std::move(slope), piece = kPiece](Node<T>& self) {
         // gelu([R,C]) -> [R,C]; dx = G ⊙ dy/dx, the slope kept by the forward
         Node<T>& in = *self.inputs[0];
         const bool fresh = in.begin_grad_write();
-        detail::parallel_rows(slope.size(), kPiece, 2.0, [&](Index b, Index n) {
+        detail::parallel_rows(slope.size(), piece, 2.0, [&](Index b, Index n) {
             auto dx = Eigen::Map<Array>(in.grad.data() + b, n);
             const auto g = Eigen::Map<const Array>(self.grad.data() + b, n);
             const auto s = Eigen::Map<const Array>(slope.data() + b, n);
