@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every test twice: a Release build with -Wall -Wextra -Wpedantic -Werror,
-# then a Debug build under AddressSanitizer and UndefinedBehaviorSanitizer.
+# then a Debug build under AddressSanitizer and UndefinedBehaviorSanitizer, then a short
+# fuzzing run and the API reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -21,5 +22,9 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-
 cmake --build build/sanitize -j "$jobs"
 # The package tests configure separate projects without sanitizers; they ran above.
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE package
+
+echo "== Fuzzing: each libFuzzer target for a short run from the committed corpus"
+# 30 s each keeps CI short; scripts/fuzz.sh 600 (or more) is the longer run to do by hand.
+scripts/fuzz.sh 30
 
 echo "== API reference (Doxygen)"; doxygen docs/Doxyfile
