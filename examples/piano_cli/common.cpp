@@ -163,8 +163,14 @@ piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::
     return piano::metrics::evaluate(predictions);
 }
 
-piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests) {
-    return piano::metrics::evaluate(piano::predict(model, requests));
+piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests,
+                                           std::vector<std::vector<std::size_t>>* orders) {
+    const std::vector<piano::metrics::RequestPrediction> predictions = piano::predict(model, requests);
+    if (orders) {
+        orders->clear();
+        for (const auto& p : predictions) orders->push_back(piano::metrics::rerank_order(p.score));
+    }
+    return piano::metrics::evaluate(predictions);
 }
 
 std::optional<piano::metrics::MetricTable> evaluate_oracle(const std::string& data_dir,
@@ -199,6 +205,25 @@ std::optional<piano::metrics::MetricTable> evaluate_oracle(const std::string& da
         p.p_list_cvr = 1.0 - no_conv;
     }
     return piano::metrics::evaluate(predictions);
+}
+
+std::optional<piano::metrics::OnlineEvaluator> online_evaluator(const std::string& data_dir,
+                                                                const std::vector<piano::data::Request>& test) {
+    const fs::path dir(data_dir);
+    if (!fs::exists(dir / "online_truth.txt") || !fs::exists(dir / "click_model.txt")) return std::nullopt;
+    piano::metrics::OnlineEvaluator evaluator = piano::metrics::OnlineEvaluator::from_dir(data_dir);
+    const std::string file = (dir / "online_truth.txt").string();
+    if (evaluator.requests() != test.size())
+        throw piano::DataError(file, 0, "line",
+                               std::to_string(evaluator.requests()) + " rows for " + std::to_string(test.size()) +
+                                   " test requests");
+    const auto first_stage = evaluator.first_stage_orders();
+    for (std::size_t k = 0; k < test.size(); ++k)
+        if (first_stage[k].size() != test[k].candidates.size())
+            throw piano::DataError(file, static_cast<long>(k + 1), "attraction",
+                                   std::to_string(first_stage[k].size()) + " probabilities for " +
+                                       std::to_string(test[k].candidates.size()) + " candidates");
+    return evaluator;
 }
 
 }  // namespace piano_cli

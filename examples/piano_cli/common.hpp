@@ -23,6 +23,7 @@
 
 #include <piano/data/jdsearch.hpp>
 #include <piano/metrics/evaluate.hpp>
+#include <piano/metrics/online.hpp>
 #include <piano/model/config.hpp>
 #include <piano/model/reranker.hpp>
 #include <piano/train/trainer.hpp>
@@ -96,7 +97,9 @@ std::vector<piano::data::Request> load_test_split(const std::string& dir, const 
 // ---------------------------------------------------------------- rows of the tables
 
 piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::Request>& requests);
-piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests);
+/// The model's metric table; with `orders`, also its new order of every request.
+piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests,
+                                           std::vector<std::vector<std::size_t>>* orders = nullptr);
 
 /// The simulator's oracle when `data_dir` holds truth.txt (row k = test request k):
 /// candidates ordered by their true pCTCVR. Its list probabilities assume independent
@@ -104,5 +107,12 @@ piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano
 /// and the same for conversions with pCTCVR_i.
 std::optional<piano::metrics::MetricTable> evaluate_oracle(const std::string& data_dir,
                                                            const std::vector<piano::data::Request>& test);
+
+/// The online evaluation (piano/metrics/online.hpp) when `data_dir` came from the
+/// simulator (it holds online_truth.txt and click_model.txt), checked against the test
+/// split: one row per request, each as long as its list.
+std::optional<piano::metrics::OnlineEvaluator> online_evaluator(const std::string& data_dir,
+                                                                const std::vector<piano::data::Request>& test);
+
 
 }  // namespace piano_cli

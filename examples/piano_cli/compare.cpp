@@ -68,6 +68,7 @@ private:
 /// What training one model produced (or the exception that stopped it).
 struct Outcome {
     std::optional<piano::metrics::MetricTable> test;
+    std::vector<std::vector<std::size_t>> orders;  // the model's new order of each test request
     std::size_t epochs = 0;
     int best_epoch = -1;
     double seconds = 0.0;
@@ -81,9 +82,11 @@ CommandSpec compare_spec() {
                      "train every model on the same data and print one metric table",
                      "rows, in this order: first-stage, dnn, din, prm, piano-noqdir, piano-noian, piano, and\n"
                      "oracle when the data holds truth.txt. Every model gets the same data, config, seed and\n"
-                     "options. Outputs (in --out):\n"
-                     "  compare.csv     the table (model,auc_ctr,...,list_auc_cvr), rewritten as models finish\n"
-                     "  compare.md      the table in Markdown\n"
+                     "options. For simulated data the online table comes first: each order valued under the\n"
+                     "simulator's true user model (docs/metrics.md, \"Online evaluation\"). Outputs (in --out):\n"
+                     "  compare.csv     the offline table (model,auc_ctr,...,list_auc_cvr), rewritten as models finish\n"
+                     "  online.csv      the online table (simulated data only)\n"
+                     "  compare.md      the online table (simulated data) and the offline table in Markdown\n"
                      "  settings.txt    the options and data sizes of the run\n"
                      "  timing.csv      model,seconds,epochs,best_epoch\n"
                      "  <model>/        each model's best.ckpt, vocab/ and train_log.csv\n",
@@ -157,11 +160,13 @@ int run_compare(const Args& args) {
         piano::TrainOptions options = base;
         options.out_dir = (out / name).string();
         Fitted fitted = fit(name, config, data, options, log);
-        const piano::metrics::MetricTable test = evaluate_model(*fitted.model, data.test);
+        std::vector<std::vector<std::size_t>> orders;
+        const piano::metrics::MetricTable test = evaluate_model(*fitted.model, data.test, &orders);
 
         const std::lock_guard<std::mutex> lock(mutex);
         Outcome& o = outcomes[k];
         o.test = test;
+        o.orders = std::move(orders);
         o.epochs = fitted.result.epochs.size();
         o.best_epoch = fitted.result.best_epoch;
         o.seconds = fitted.seconds;
@@ -209,8 +214,19 @@ int run_compare(const Args& args) {
 
     std::vector<Row> rows = finished_rows();
     if (auto table = evaluate_oracle(data_dir, data.test)) rows.emplace_back("oracle", *table);
-    const std::string markdown = piano::metrics::markdown_table(rows);
+    std::string markdown = piano::metrics::markdown_table(rows);
     write_text(out / "compare.csv", csv_of(rows));
+    if (const auto evaluator = online_evaluator(data_dir, data.test)) {
+        std::vector<std::pair<std::string, std::vector<std::vector<std::size_t>>>> orders;
+        for (std::size_t k = 0; k < models.size(); ++k) orders.emplace_back(models[k], outcomes[k].orders);
+        const std::vector<piano::metrics::OnlineRow> online = piano::metrics::online_table(*evaluator, orders);
+        write_text(out / "online.csv", piano::metrics::online_csv(online));
+        markdown = "Online, under the simulator's " +
+                   std::string(piano::data::ClickModel::name(evaluator->click_model().kind)) +
+                   " click model (expected per test request; 95% paired bootstrap intervals; lift against "
+                   "the first stage):\n\n" +
+                   piano::metrics::online_markdown(online) + "\nOffline, on the logged labels:\n\n" + markdown;
+    }
     write_text(out / "compare.md", markdown);
     std::cout << "\n" << markdown << "\nwrote " << (out / "compare.csv").string() << '\n';
     return kOk;

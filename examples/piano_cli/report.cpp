@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <piano/data/batch.hpp>
+#include <piano/model/explain.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -101,14 +102,6 @@ std::string terms_text(const std::vector<piano::data::Row>& rows, const piano::d
     return text;
 }
 
-bool shares_term(const std::vector<piano::data::Row>& a, const std::vector<piano::data::Row>& b,
-                 const std::set<piano::data::Row>& eligible) {
-    for (piano::data::Row t : a)
-        if (t != piano::data::kUnknownRow && eligible.count(t) && std::find(b.begin(), b.end(), t) != b.end())
-            return true;
-    return false;
-}
-
 /// Test requests worth explaining: the query holds an ambiguous term (any known term when
 /// the data has no ambiguous_terms.txt) that the user searched before, so the history says
 /// which meaning they intend. Preferred: most such past searches, then a history short
@@ -120,7 +113,7 @@ std::vector<std::size_t> pick_requests(const std::vector<piano::data::Request>& 
         const auto& r = test[k];
         if (r.history.size() < 3 || r.history.size() > 16) continue;
         long matches = 0;
-        for (const auto& e : r.history) matches += shares_term(r.query, e.query, eligible);
+        for (const auto& e : r.history) matches += piano::shares_term(r.query, e.query, eligible);
         if (matches > 0) ranked.emplace_back(-matches, k);
     }
     std::sort(ranked.begin(), ranked.end());
@@ -149,7 +142,7 @@ double attention_plot(Model& model, const piano::data::Request& r, const piano::
     for (const auto& e : r.history) {
         map.col_labels.push_back((e.has_query ? terms_text(e.query, terms) : "(no query)") + " " +
                                  kBehavior[static_cast<int>(e.type)]);
-        map.highlight_cols.push_back(shares_term(r.query, e.query, eligible));
+        map.highlight_cols.push_back(piano::shares_term(r.query, e.query, eligible));
     }
     double matched = 0.0;
     const piano::Matrix<float> mean = w.mean_over_heads(0);
@@ -243,11 +236,17 @@ int run_report(const Args& args) {
               "with before, the weights PIANO's Query-Driven Interest Refiner puts on the null slot and on each "
               "past event (columns, oldest first; red: past searches with the same term). Those past searches "
               "are the only evidence of which meaning the user intends.\n\n";
+        const piano::QdirFocus focus = piano::qdir_focus(*trained.model, test, eligible);
+        md += "Over all " + std::to_string(focus.requests) + " such test requests, QDIR puts " +
+              std::to_string(std::lround(100 * focus.attention)) +
+              "% of its attention (mean over heads) on the past searches with the same term; uniform weights "
+              "over the null slot and the past events would put " +
+              std::to_string(std::lround(100 * focus.uniform)) + "% there.\n\n";
         for (std::size_t k : pick_requests(test, eligible, static_cast<std::size_t>(wanted))) {
             const std::string name = "attention_" + std::to_string(k) + ".svg";
             const double share = attention_plot(*trained.model, test[k], trained.vocab, eligible, out / name);
             long matching = 0;
-            for (const auto& e : test[k].history) matching += shares_term(test[k].query, e.query, eligible);
+            for (const auto& e : test[k].history) matching += piano::shares_term(test[k].query, e.query, eligible);
             // Uniform weights over the null slot and the H events: what "no preference" looks like.
             const double uniform = static_cast<double>(matching) / static_cast<double>(test[k].history.size() + 1);
             md += "Test request " + std::to_string(k) + " (line " + std::to_string(test[k].source.line) +

@@ -26,6 +26,8 @@ CommandSpec simulate_spec() {
             "outputs (in --out):\n"
             "  products.txt, train.txt, valid.txt, test.txt   JDsearch files, read by train/eval/compare\n"
             "  truth.txt             true P(click) and P(conv | click) of every test candidate (the oracle)\n"
+            "  online_truth.txt      true attraction P(click | examined) and P(conv | click), position-free\n"
+            "  click_model.txt       the click model and its parameters (the online evaluation reads both)\n"
             "  ambiguous_terms.txt   the term ids whose meaning differs between users, one per line\n",
             {{"out", "DIR", "", "directory to write the data set into", true},
              {"users", "N", s(d.users), "users"},
@@ -37,7 +39,10 @@ CommandSpec simulate_spec() {
              {"max-list", "L", s(d.max_list_length), "longest candidate list"},
              {"history", "H", s(d.max_history), "history events kept per request"},
              {"ambiguity", "P", s(d.ambiguity), "probability that a search uses one of the user's ambiguous terms"},
-             {"position-bias", "ETA", s(d.position_bias), "P(examine position i) = (i+1)^-ETA"},
+             {"click-model", "NAME", piano::data::ClickModel::name(d.clicks.kind),
+              "pbm (position-based examination) or dbn (a cascade: a conversion ends the visit)"},
+             {"position-bias", "ETA", s(d.clicks.position_bias), "pbm: P(examine position i) = (i+1)^-ETA"},
+             {"persistence", "GAMMA", s(d.clicks.persistence), "dbn: P(go on to the next song | not satisfied)"},
              {"seed", "N", s(d.seed), "random seed; the same options give byte-identical files"}}};
 }
 
@@ -53,7 +58,9 @@ int run_simulate(const Args& args) {
     options.max_list_length = static_cast<int>(args.integer("max-list", 1, kMax));
     options.max_history = static_cast<int>(args.integer("history", 0, kMax));
     options.ambiguity = args.real("ambiguity", 0.0, 1.0);
-    options.position_bias = args.real("position-bias", 0.0, 100.0);
+    options.clicks.kind = piano::data::ClickModel::parse_kind(args.str("click-model"));
+    options.clicks.position_bias = args.real("position-bias", 0.0, 100.0);
+    options.clicks.persistence = args.real("persistence", 0.0, 1.0);
     options.seed = static_cast<std::uint64_t>(args.integer("seed", 0, std::numeric_limits<long>::max()));
     const fs::path out = args.str("out");
 

@@ -255,7 +255,7 @@ TEST_CASE("the empirical click rate falls with position, and only through positi
 
     // Without position bias the fall is only the first-stage ranker's relevance order.
     SimulatorOptions flat = sim.world.options;
-    flat.position_bias = 0.0;
+    flat.clicks.position_bias = 0.0;
     flat.requests = 3000;
     const std::vector<double> flat_rate = bucket_rates(piano::data::simulate_music_search(flat));
     CHECK(flat_rate[0] / flat_rate[3] < 0.5 * rate[0] / rate[3]);
@@ -279,7 +279,7 @@ TEST_CASE("conversion follows taste, not position", "[data][simulator]") {
 
 TEST_CASE("ambiguous queries: the intended meaning draws the clicks", "[data][simulator]") {
     const Simulation& sim = medium();
-    const double eta = sim.world.options.position_bias;
+    const double eta = sim.world.options.clicks.position_bias;
     std::size_t ambiguous = 0, mixed = 0, compared = 0, intended_wins = 0;
     double margin = 0.0;
     for (const SimRequest& r : sim.requests) {

@@ -14,7 +14,8 @@ chosen to reach every branch of the C++ model:
     conv, so it must count as no conversion).
 
 tests/fixtures/golden/piano_full.txt holds:
-  config.<key>      the PianoConfig keys as numbers (booleans 0/1; weighting is fixed)
+  config.<key>      the PianoConfig keys as numbers (booleans 0/1; weighting is fixed;
+                    position_model is its index in none, pal, logit)
   batch.<field>     the piano_torch batch: offsets and id arrays, fields as [7, n]
   param_count       the number of parameters, param.<name> each in C++ layout
   out.<name>        ctr_logit, cvr_logit [ΣL, 1], list_ctr_logit, list_cvr_logit [B, 1],
@@ -96,11 +97,15 @@ def write(out_dir):
     total, terms = piano_torch.multi_task_loss(out, batch, CONFIG)
     total.backward()
 
-    named = [(f"config.{key}", float(value)) for key, value in CONFIG.items() if key != "weighting"]
+    named = [(f"config.{key}", float(value)) for key, value in CONFIG.items()
+             if key not in ("weighting", "position_model")]
+    # position_model as its index in piano::kPositionModelNames
+    named += [("config.position_model", float(("none", "pal", "logit").index(CONFIG["position_model"])))]
     named += [(f"batch.{key}", batch[key]) for key in BATCH_FIELDS]
     params = piano_torch.cpp_parameters(model)
     named += [("param_count", len(params))] + [(f"param.{name}", value) for name, value in params]
-    named += [(f"out.{key}", out[key]) for key in ["ctr_logit", "cvr_logit", "list_ctr_logit", "list_cvr_logit"]]
+    named += [(f"out.{key}", out[key])
+              for key in ["ctr_logit", "cvr_logit", "list_ctr_logit", "list_cvr_logit", "exam_logit"]]
     named += [(f"out.qdir_weights.{b}", w) for b, w in enumerate(out["qdir_weights"])]
     named += [(f"loss.{name}", terms[name]) for name in piano_torch.LOSS_TERMS] + [("loss.total", total)]
     named += [(f"grad.{name}", value) for name, value in piano_torch.cpp_parameters(model, grad=True)]

@@ -32,8 +32,8 @@ DEFAULT_CONFIG = {
     "term_rows": 10000, "item_rows": 100000, "brand_rows": 10000, "category_rows": 5000, "shop_rows": 5000,
     "dense_features": 0, "max_positions": 200, "gap_buckets": 16,
     "use_qdir": True, "use_ian": True, "list_loss": True, "listwise_loss": False,
-    "lambda": 0.5, "weighting": "fixed",
-    "weight_ctr": 1.0, "weight_ctcvr": 1.0, "weight_list": 0.5, "weight_listwise": 0.5,
+    "position_model": "pal", "lambda": 0.5, "weighting": "fixed",
+    "weight_ctr": 1.0, "weight_ctcvr": 1.0, "weight_list": 0.1, "weight_listwise": 0.5,
 }
 
 
@@ -323,8 +323,11 @@ class PianoModel(nn.Module):
             self.qdir_norm = nn.LayerNorm(d, eps=1e-5)
             self.null_key = _learned_vector(1, d)
             self.null_value = _learned_vector(1, 2 * d)
+        if config["position_model"] != "none":
+            # The logged position's examination term e_pos: loss only, never the score.
+            self.examination = nn.Embedding(config["max_positions"], 1)
+            nn.init.zeros_(self.examination.weight)
         self.token_mlp = MLP([5 * d, 2 * d, d], gelu_tanh, p)
-        self.positions = _embedding(config["max_positions"], d)
         if config["use_ian"]:
             self.ian = _learned_vector(1, d)
             self.ian_proj = _linear(2 * d, d)
@@ -346,10 +349,12 @@ class PianoModel(nn.Module):
         else:
             r = hist.mean(v)
 
-        # Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]) + P[pos_i].
+        # Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]), no position.
         q_c, r_c = q[cands.segment], r[cands.segment]
-        positions = batch["cand_pos"].clamp(max=self.config["max_positions"] - 1)
-        x = self.token_mlp(torch.cat([c, q_c, r_c, c * r_c, c * q_c], dim=1)) + self.positions(positions)
+        x = self.token_mlp(torch.cat([c, q_c, r_c, c * r_c, c * q_c], dim=1))
+        if self.config["position_model"] != "none":
+            positions = batch["cand_pos"].clamp(max=self.config["max_positions"] - 1)
+            out["exam_logit"] = self.examination(positions)
 
         if not self.config["use_ian"]:
             h = self.encoder(cands.pad(x), cands.padding())
@@ -378,12 +383,14 @@ class PianoModel(nn.Module):
         return self.qdir_norm(q + attended[:, 0]), weights
 
 
-def product_bce_with_logits(a, b, y):
-    """BCE(σ(a)σ(b), y) per entry, never through log(σ(a)σ(b)):
-    log(1 - σ(a)σ(b)) = logsumexp(a, b, 0) - softplus(a) - softplus(b)."""
-    log_p = F.logsigmoid(a) + F.logsigmoid(b)
-    log_not_p = torch.logsumexp(torch.cat([a, b, torch.zeros_like(a)], dim=1), dim=1, keepdim=True) \
-        - F.softplus(a) - F.softplus(b)
+def product_bce_with_logits(factors, y):
+    """BCE(Π_k σ(x_k), y) per entry, never through log(Π σ(x_k)):
+    log(1 - Π σ(x_k)) = logsumexp over the proper subsets S of Σ_{k∈S} x_k - Σ_k softplus(x_k)."""
+    n = len(factors)
+    log_p = sum(F.logsigmoid(x) for x in factors)
+    subsets = [sum(factors[k] for k in range(n) if mask >> k & 1) for mask in range(1, 2 ** n - 1)]
+    subsets.append(torch.zeros_like(factors[0]))
+    log_not_p = torch.logsumexp(torch.cat(subsets, dim=1), dim=1, keepdim=True) - sum(F.softplus(x) for x in factors)
     return -(y * log_p + (1 - y) * log_not_p)
 
 
@@ -408,17 +415,25 @@ def multi_task_loss(out, batch, config, log_vars=None):
     click_and_conv = (batch["click"].bool() & batch["conv"].bool()).to(dtype)[:, None]
     lists = Ragged(batch["cand_offsets"])
     terms = {}
+    # The click factors: σ(a), times σ(e) (pal) or as σ(a + e) (logit) with an examination term.
+    click_factors, listwise_logit = [out["ctr_logit"]], out["ctr_logit"]
+    if "exam_logit" in out and config["position_model"] == "pal":
+        click_factors = [out["exam_logit"], out["ctr_logit"]]
+        listwise_logit = out["ctr_logit"] + F.logsigmoid(out["exam_logit"])
+    elif "exam_logit" in out and config["position_model"] == "logit":
+        click_factors = [out["ctr_logit"] + out["exam_logit"]]
+        listwise_logit = click_factors[0]
     if config["weight_ctr"] > 0:
-        terms["ctr"] = F.binary_cross_entropy_with_logits(out["ctr_logit"], click)
+        terms["ctr"] = product_bce_with_logits(click_factors, click).mean()
     if "cvr_logit" in out:
-        terms["ctcvr"] = product_bce_with_logits(out["ctr_logit"], out["cvr_logit"], click_and_conv).mean()
+        terms["ctcvr"] = product_bce_with_logits(click_factors + [out["cvr_logit"]], click_and_conv).mean()
     if "list_ctr_logit" in out and config["list_loss"]:
         any_click = lists.pad(click).amax(1)
         any_conv = lists.pad(click_and_conv).amax(1)
         terms["list"] = (F.binary_cross_entropy_with_logits(out["list_ctr_logit"], any_click)
                          + F.binary_cross_entropy_with_logits(out["list_cvr_logit"], any_conv))
     if config["listwise_loss"]:
-        terms["listwise"] = listwise_softmax_loss(out["ctr_logit"], batch["click"], batch["cand_offsets"])
+        terms["listwise"] = listwise_softmax_loss(listwise_logit, batch["click"], batch["cand_offsets"])
     if not terms:
         raise ValueError("multi_task_loss: no loss term is active (check the loss weights in the config)")
     total = 0

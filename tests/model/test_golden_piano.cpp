@@ -43,6 +43,7 @@ piano::PianoConfig config_from(const GoldenFixture& fx) {
         value << fx[std::string("config.") + key](0, 0);
         m[key] = value.str();
     }
+    m["position_model"] = piano::kPositionModelNames[static_cast<int>(fx["config.position_model"](0, 0))];
     return piano::PianoConfig::from_map(m);
 }
 
@@ -124,6 +125,7 @@ TEST_CASE("golden: PIANO forward, multi-task loss and every gradient match PyTor
     CHECK(max_relative_difference(out.cvr_logit.value(), fx["out.cvr_logit"]) < kGoldenTolerance);
     CHECK(max_relative_difference(out.list_ctr_logit.value(), fx["out.list_ctr_logit"]) < kGoldenTolerance);
     CHECK(max_relative_difference(out.list_cvr_logit.value(), fx["out.list_cvr_logit"]) < kGoldenTolerance);
+    CHECK(max_relative_difference(out.exam_logit.value(), fx["out.exam_logit"]) < kGoldenTolerance);
     REQUIRE(out.qdir_weights.segments.size() == requests.size());
     for (std::size_t b = 0; b < requests.size(); ++b) {
         INFO("QDIR weights of request " << b);

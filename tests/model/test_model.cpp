@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <piano/core/gradcheck.hpp>
+#include <piano/model/explain.hpp>
 #include <piano/model/factory.hpp>
 #include <piano/model/losses.hpp>
 
@@ -86,11 +87,15 @@ TEST_CASE("the whole model's gradient matches finite differences", "[model][grad
     std::vector<data::Request> requests = {make_request(1, 4, 3), make_request(2, 1, 0), make_request(3, 3, 5)};
     const data::Batch batch = data::make_batch(requests, 0, requests.size());
     for (const auto& name : piano::model_names()) {
-        for (auto weighting : {piano::LossWeighting::fixed, piano::LossWeighting::uncertainty}) {
+        for (auto weighting : {piano::LossWeighting::fixed, piano::LossWeighting::uncertainty})
+        for (auto position : {piano::PositionModel::pal, piano::PositionModel::logit, piano::PositionModel::none}) {
             if (weighting == piano::LossWeighting::uncertainty && name != "piano") continue;
-            DYNAMIC_SECTION(name << (weighting == piano::LossWeighting::fixed ? " fixed" : " uncertainty")) {
+            if (position != piano::PositionModel::pal && name != "piano" && name != "prm") continue;
+            DYNAMIC_SECTION(name << (weighting == piano::LossWeighting::fixed ? " fixed " : " uncertainty ")
+                                 << piano::kPositionModelNames[static_cast<int>(position)]) {
                 PianoConfig config = micro_config();
                 config.weighting = weighting;
+                config.position_model = position;
                 auto model = piano::make_model<double>(name, config);
                 std::vector<Tensor<double>> params = model->parameters();
                 auto loss = [&](const std::vector<Tensor<double>>&) {
@@ -105,6 +110,30 @@ TEST_CASE("the whole model's gradient matches finite differences", "[model][grad
             }
         }
     }
+}
+
+TEST_CASE("PIANO with candidate attention: its gradient matches finite differences", "[model][gradcheck]") {
+    std::vector<data::Request> requests = {make_request(1, 4, 3), make_request(2, 2, 0), make_request(3, 3, 5)};
+    const data::Batch batch = data::make_batch(requests, 0, requests.size());
+    PianoConfig config = micro_config();
+    config.candidate_attention = true;
+    auto model = piano::make_model<double>("piano", config);
+    bool has_target_attention = false;
+    for (const auto& [name, p] : model->named_parameters())
+        has_target_attention = has_target_attention || name.rfind("target_attention.", 0) == 0;
+    CHECK(has_target_attention);
+    auto loss = [&](const std::vector<Tensor<double>>&) {
+        const auto out = model->forward(batch);
+        return piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total;
+    };
+    piano::GradCheckOptions options;
+    options.max_entries_per_input = 6;
+    const auto result = piano::check_gradients(loss, model->parameters(), options);
+    INFO(result.message);
+    CHECK(result.ok);
+    PianoConfig without = config;
+    without.candidate_attention = false;
+    CHECK(piano::make_model<double>("piano", without)->parameter_count() < model->parameter_count());
 }
 
 TEST_CASE("rerank returns a permutation and calibrated probabilities without building a graph", "[model][rerank]") {
@@ -130,6 +159,21 @@ TEST_CASE("rerank returns a permutation and calibrated probabilities without bui
     CHECK(result.p_list_ctr > 0.0);
     CHECK(result.p_list_cvr < 1.0);
     for (const auto& [name, p] : model->named_parameters()) CHECK_FALSE(p.has_grad());
+}
+
+TEST_CASE("set_score_lambda moves the serving trade-off without retraining", "[model][rerank]") {
+    const data::Request request = make_request(5, 6, 4);
+    auto model = piano::make_model<float>("piano", PianoConfig::tiny());
+    model->set_score_lambda(1.0);
+    const piano::RerankResult by_ctcvr = model->rerank(request);
+    model->set_score_lambda(0.0);
+    const piano::RerankResult by_ctr = model->rerank(request);
+    for (std::size_t i = 0; i < 6; ++i) {
+        CHECK(by_ctcvr.score[i] == Approx(std::log(by_ctcvr.p_ctcvr[i])));
+        CHECK(by_ctr.score[i] == Approx(std::log(by_ctr.p_ctr[i])));
+        CHECK(by_ctr.p_ctr[i] == by_ctcvr.p_ctr[i]);
+    }
+    CHECK_THROWS_AS(model->set_score_lambda(1.5), piano::ConfigError);
 }
 
 TEST_CASE("QDIR returns its attention over the null slot and the history", "[model][qdir]") {
@@ -163,6 +207,88 @@ TEST_CASE("the product BCE equals the naive formula where that is accurate", "[m
     CHECK(std::isfinite(tail.item()));
     // -log(1 - σ(a)σ(b)) = log(1 + e^a + e^b) - 2 softplus(a) ≈ a - log 2 at a = b = 200.
     CHECK(tail.item() == Approx(200.f - std::log(2.f)).epsilon(1e-5));
+}
+
+TEST_CASE("the product BCE of three factors equals the naive formula, and its gradient", "[model][loss][gradcheck]") {
+    piano::Matrix<double> e(3, 1), a(3, 1), b(3, 1), y(3, 1);
+    e << 0.4, -2.0, 1.1;
+    a << 0.3, -1.2, 2.0;
+    b << -0.5, 0.7, 1.5;
+    y << 1, 0, 1;
+    const Tensor<double> te(e), ta(a), tb(b);
+    const auto loss = piano::product_bce_with_logits<double>({te, ta, tb}, y).value();
+    auto sigmoid = [](double x) { return 1 / (1 + std::exp(-x)); };
+    for (Index i = 0; i < 3; ++i) {
+        const double p = sigmoid(e(i, 0)) * sigmoid(a(i, 0)) * sigmoid(b(i, 0));
+        CHECK(loss(i, 0) == Approx(-(y(i, 0) * std::log(p) + (1 - y(i, 0)) * std::log(1 - p))));
+    }
+    // One factor is the plain BCE with logits.
+    const auto single = piano::product_bce_with_logits<double>({ta}, y).value();
+    for (Index i = 0; i < 3; ++i) {
+        const double p = sigmoid(a(i, 0));
+        CHECK(single(i, 0) == Approx(-(y(i, 0) * std::log(p) + (1 - y(i, 0)) * std::log(1 - p))));
+    }
+    std::vector<Tensor<double>> inputs{Tensor<double>(e, true), Tensor<double>(a, true), Tensor<double>(b, true)};
+    const auto result = piano::check_gradients(
+        [&](const std::vector<Tensor<double>>& x) { return piano::sum(piano::product_bce_with_logits<double>(x, y)); },
+        inputs);
+    INFO(result.message);
+    CHECK(result.ok);
+    CHECK_THROWS_AS(piano::product_bce_with_logits<double>({}, y), std::invalid_argument);
+}
+
+TEST_CASE("no model's rerank score sees the logged position, only its training loss does", "[model][rerank]") {
+    std::vector<data::Request> requests = {make_request(1, 6, 4), make_request(2, 5, 2)};
+    const data::Batch batch = data::make_batch(requests, 0, requests.size());
+    data::Batch moved = batch;
+    for (Index& p : moved.cand_pos) p = 5 - p;  // every candidate at another logged position
+    for (const auto& name : piano::model_names()) {
+        DYNAMIC_SECTION(name) {
+            PianoConfig config = micro_config();
+            auto model = piano::make_model<double>(name, config);
+            // Examination terms that differ by position, as after training.
+            for (auto [param_name, p] : model->named_parameters())
+                if (param_name.rfind("examination.", 0) == 0)
+                    for (Index r = 0; r < p.rows(); ++r) p.mutable_value()(r, 0) = -0.3 * static_cast<double>(r);
+            const auto before = model->rerank(batch), after = model->rerank(moved);
+            for (std::size_t b = 0; b < before.size(); ++b) {
+                CHECK(before[b].score == after[b].score);
+                CHECK(before[b].order == after[b].order);
+            }
+            const auto out = model->forward(batch), out_moved = model->forward(moved);
+            REQUIRE(out.exam_logit.defined());
+            CHECK(out.ctr_logit.value() == out_moved.ctr_logit.value());
+            CHECK(out.exam_logit.value() != out_moved.exam_logit.value());
+            const double loss = piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total.item();
+            const double loss_moved =
+                piano::multi_task_loss(out_moved, moved, model->config(), model->loss_log_variances()).total.item();
+            CHECK(loss != loss_moved);
+        }
+    }
+    PianoConfig none = micro_config();
+    none.position_model = piano::PositionModel::none;
+    CHECK_FALSE(piano::make_model<double>("piano", none)->forward(batch).exam_logit.defined());
+}
+
+TEST_CASE("qdir_focus measures the attention on past searches with the query's term", "[model][qdir]") {
+    data::Request r = make_request(4, 3, 0);
+    r.query = {5};
+    for (std::vector<data::Row> q : {std::vector<data::Row>{5, 2}, std::vector<data::Row>{6}, std::vector<data::Row>{}}) {
+        data::HistoryEvent e;
+        e.has_query = !q.empty();
+        e.query = q;
+        e.fields.item = 3;
+        r.history.push_back(e);
+    }
+    const std::vector<data::Request> requests{r, make_request(6, 2, 0)};  // the second has no history
+    auto model = piano::make_model<float>("piano", PianoConfig::tiny());
+    const piano::QdirFocus focus = piano::qdir_focus(*model, requests, {5});
+    CHECK(focus.requests == 1);
+    CHECK(focus.uniform == Approx(1.0 / 4.0));  // one same-term event of the null slot and 3 events
+    const auto out = model->forward(data::make_batch({&r}), true);
+    CHECK(focus.attention == Approx(out.qdir_weights.mean_over_heads(0)(0, 1)));
+    CHECK(piano::qdir_focus(*model, requests, {7}).requests == 0);  // no eligible term
+    CHECK(piano::qdir_focus(*piano::make_model<float>("din", PianoConfig::tiny()), requests, {5}).requests == 0);
 }
 
 TEST_CASE("an unknown model name lists the known ones", "[model][errors]") {

@@ -5,7 +5,8 @@
 // draws a world (genres, artists, songs, users with long-term tastes, queries) and logs
 // searches in it, writing the JDsearch format (products.txt, train.txt, valid.txt,
 // test.txt, read by jdsearch.hpp) plus truth.txt, the true click and conversion
-// probability of every test candidate (the "oracle" row of the result tables).
+// probability of every test candidate (the "oracle" row of the result tables), and the
+// position-free truth of online_truth.txt with click_model.txt (the online evaluation).
 //
 // The model (docs/data.md, "Simulator", has it in full with every constant):
 //   - A song s has an artist, genre g_s, sub-genre, era, language, label and popularity
@@ -19,10 +20,14 @@
 //     evidence of it is their own past searches with that term and what those led to.
 //   - The first-stage ranker knows the query's meanings, not the user: for an ambiguous
 //     term it fills the list from both meanings alike.
-//   - Clicks follow position-biased examination, conversions follow taste:
-//         P(click_i) = (i+1)^-eta * sigmoid(-4 + 5 rel(m*, s_i) + 0.8 aff(u,s_i) + 0.3 pi_s)
-//         P(conv_i | click_i) = sigmoid(-1.5 + kappa_u + 1.5 aff(u,s_i))
-//     with m* the meaning the user intends and i the 0-based position.
+//   - Clicks follow a click model (click_model.hpp), conversions follow taste. Each song of
+//     a list has a position-free attraction and conversion probability
+//         a_i = P(click_i | examined) = sigmoid(-4 + 5 rel(m*, s_i) + 0.8 aff(u,s_i) + 0.3 pi_s)
+//         c_i = P(conv_i | click_i)   = sigmoid(-1.5 + kappa_u + 1.5 aff(u,s_i))
+//     with m* the meaning the user intends. By default (PBM) position i (0-based) is
+//     examined with (i+1)^-eta, so P(click_i) = (i+1)^-eta a_i; the DBN option is a cascade
+//     in which a conversion satisfies the user and ends the visit.
+//   - online_truth.txt and click_model.txt let metrics/online.hpp value any order exactly.
 //
 // Determinism: one std::mt19937_64 seeded with SimulatorOptions::seed drives everything,
 // in a fixed order, and every distribution is written out here (std's distributions may
@@ -46,6 +51,7 @@
 #include <vector>
 
 #include "piano/core/error.hpp"
+#include "piano/data/click_model.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 
@@ -62,7 +68,7 @@ struct SimulatorOptions {
     int max_list_length = 30;
     int max_history = 30;          // H = the user's last min(max_history, past events) events
     double ambiguity = 0.5;        // P(a search uses one of the user's ambiguous terms)
-    double position_bias = 1.0;    // eta: P(examine 0-based position i) = (i+1)^-eta
+    ClickModel clicks;             // how users go down a list (click_model.hpp): PBM by default
     std::uint64_t seed = 1;
     int vocabulary = 5000;         // term ids are 1..vocabulary
     double valid_fraction = 0.1;   // of requests; the last test_fraction are the test split
@@ -237,6 +243,7 @@ struct SimRequest {
     std::vector<int> candidates;       // [L] songs, first-stage order
     std::vector<double> p_click;       // [L] P(click_i)
     std::vector<double> p_conv;        // [L] P(conv_i | click_i)
+    std::vector<double> attraction;    // [L] P(click_i | examined), position-free
     std::vector<int> label;            // [L] 0 none, 1 click, 2 cart, 3 conversion
 
     bool ambiguous() const { return alternative >= 0; }
@@ -261,6 +268,14 @@ struct TruthRow {
         for (std::size_t i = 0; i < out.size(); ++i) out[i] = p_click[i] * p_conv[i];
         return out;
     }
+};
+
+/// One line of online_truth.txt: what the online evaluation needs to value any order of
+/// a test request (metrics/online.hpp), in first-stage order.
+struct OnlineTruthRow {
+    std::size_t request = 0;         // 0-based index of the request in test.txt
+    std::vector<double> attraction;  // [L] a_i = P(click_i | examined), position-free
+    std::vector<double> conversion;  // [L] c_i = P(conv_i | click_i)
 };
 
 namespace simulator_detail {
@@ -446,6 +461,7 @@ struct Search {
     int alternative = -1;
     std::vector<int> candidates;
     std::vector<double> p_click, p_conv;
+    std::vector<double> attraction;  // P(click | examined), position-free
     std::vector<int> label;
 };
 
@@ -491,16 +507,35 @@ public:
         out.p_click.resize(L);
         out.p_conv.resize(L);
         out.label.resize(L);
+        // Every song's position-free attraction a_i and conversion c_i, then the clicks of
+        // the click model. PBM draws each rank on its own: P(click_i) = e_i a_i. DBN goes
+        // down the list: a conversion satisfies and ends the visit, else the user goes on
+        // with probability gamma; P(click_i) is then the marginal e_i a_i of click_model.hpp.
+        out.attraction.resize(L);
         for (std::size_t i = 0; i < L; ++i) {
             const int s = out.candidates[i];
-            const double examine = std::pow(static_cast<double>(i + 1), -w_.options.position_bias);
-            out.p_click[i] = examine * w_.attractiveness(user, out.intended, s);
+            out.attraction[i] = w_.attractiveness(user, out.intended, s);
             out.p_conv[i] = w_.conversion(user, s);
-            if (!rng_.chance(out.p_click[i])) continue;
-            if (rng_.chance(out.p_conv[i]))
+        }
+        const ClickModel& clicks = w_.options.clicks;
+        const std::vector<double> examined = examination(clicks, out.attraction, out.p_conv);
+        for (std::size_t i = 0; i < L; ++i) {
+            out.p_click[i] = examined[i] * out.attraction[i];
+            if (clicks.kind == ClickModelKind::dbn) {
+                if (!rng_.chance(out.attraction[i])) {
+                    if (!rng_.chance(clicks.persistence)) break;
+                    continue;
+                }
+            } else if (!rng_.chance(out.p_click[i])) {
+                continue;
+            }
+            if (rng_.chance(out.p_conv[i])) {
                 out.label[i] = 3;
-            else
+                if (clicks.kind == ClickModelKind::dbn) break;  // satisfied
+            } else {
                 out.label[i] = rng_.chance(kCartEcho * out.p_conv[i]) ? 2 : 1;
+            }
+            if (clicks.kind == ClickModelKind::dbn && !rng_.chance(clicks.persistence)) break;
         }
         return out;
     }
@@ -651,8 +686,11 @@ inline void check_options(const SimulatorOptions& o) {
     at_least("vocabulary", o.vocabulary, simulator_detail::named_terms(o) + simulator_model::kMinTitleTerms);
     if (!(o.ambiguity >= 0.0 && o.ambiguity <= 1.0))
         fail("ambiguity must be in [0, 1], got " + std::to_string(o.ambiguity));
-    if (!(o.position_bias >= 0.0 && std::isfinite(o.position_bias)))
-        fail("position_bias must be finite and >= 0, got " + std::to_string(o.position_bias));
+    try {
+        o.clicks.check();
+    } catch (const ConfigError& e) {
+        fail(e.what());
+    }
     if (!(o.valid_fraction >= 0.0 && o.test_fraction >= 0.0 && o.valid_fraction + o.test_fraction < 1.0))
         fail("valid_fraction and test_fraction must be >= 0 with a sum < 1");
     const std::size_t held_out = simulator_detail::split_size(o.requests, o.valid_fraction) +
@@ -703,6 +741,7 @@ inline Simulation simulate_music_search(const SimulatorOptions& options) {
             r.candidates = s.candidates;
             r.p_click = s.p_click;
             r.p_conv = s.p_conv;
+            r.attraction = s.attraction;
             r.label = s.label;
             sim.requests.push_back(std::move(r));
         }
@@ -745,6 +784,17 @@ inline std::vector<TruthRow> oracle_truth(const Simulation& sim) {
     return rows;
 }
 
+/// The position-free truth of every test request, one OnlineTruthRow each.
+inline std::vector<OnlineTruthRow> online_truth(const Simulation& sim) {
+    std::vector<OnlineTruthRow> rows;
+    rows.reserve(sim.test);
+    for (std::size_t k = 0; k < sim.test; ++k) {
+        const SimRequest& r = sim.requests[sim.train + sim.valid + k];
+        rows.push_back({k, r.attraction, r.p_conv});
+    }
+    return rows;
+}
+
 /// Writes products.txt, train.txt, valid.txt, test.txt (JDsearch format, header lines
 /// included) and truth.txt into `dir`, creating it if needed.
 ///
@@ -754,7 +804,11 @@ inline std::vector<TruthRow> oracle_truth(const Simulation& sim) {
 /// fields and a time list of `0`.
 /// truth.txt, no header, one line per test request in test.txt order:
 ///   `k \t p_click_0 _ ... _ p_click_{L-1} \t p_conv_0 _ ... _ p_conv_{L-1}`
-/// with k the 0-based request index in test.txt, p_conv = P(conv | click), 6 decimals.
+/// with k the 0-based request index in test.txt, p_conv = P(conv | click), 6 decimals;
+/// p_click is the marginal P(click_i) at the logged position under the click model.
+/// online_truth.txt, the same layout with the position-free attraction a_i and the
+/// conversion c_i = P(conv | click), and click_model.txt (click_model.hpp) hold what the
+/// online evaluation needs to value any order of a test request.
 inline void write_jdsearch_files(const Simulation& sim, const std::filesystem::path& dir) {
     using simulator_detail::append_terms;
     std::filesystem::create_directories(dir);
@@ -809,29 +863,41 @@ inline void write_jdsearch_files(const Simulation& sim, const std::filesystem::p
         simulator_detail::write_text(dir / names[split], text);
     }
 
-    std::string truth;
-    for (const TruthRow& row : oracle_truth(sim)) {
-        truth += std::to_string(row.request);
-        for (const std::vector<double>* list : {&row.p_click, &row.p_conv}) {
-            truth += '\t';
-            for (std::size_t i = 0; i < list->size(); ++i) {
-                if (i > 0) truth += '_';
-                simulator_detail::append_probability(truth, (*list)[i]);
+    auto probability_lines = [](const auto& rows, auto first, auto second) {
+        std::string text;
+        for (const auto& row : rows) {
+            text += std::to_string(row.request);
+            for (const std::vector<double>* list : {&(row.*first), &(row.*second)}) {
+                text += '\t';
+                for (std::size_t i = 0; i < list->size(); ++i) {
+                    if (i > 0) text += '_';
+                    simulator_detail::append_probability(text, (*list)[i]);
+                }
             }
+            text += '\n';
         }
-        truth += '\n';
-    }
-    simulator_detail::write_text(dir / "truth.txt", truth);
+        return text;
+    };
+    simulator_detail::write_text(dir / "truth.txt",
+                                 probability_lines(oracle_truth(sim), &TruthRow::p_click, &TruthRow::p_conv));
+    simulator_detail::write_text(dir / "online_truth.txt", probability_lines(online_truth(sim), &OnlineTruthRow::attraction,
+                                                                            &OnlineTruthRow::conversion));
+    simulator_detail::write_text(dir / "click_model.txt", click_model_text(w.options.clicks));
 }
 
-/// Reads truth.txt (see write_jdsearch_files). A malformed line throws DataError
-/// "FILE:LINE: field NAME: problem"; every probability must lie in [0, 1] and both lists
-/// of a line must have the same length, at least 1.
-inline std::vector<TruthRow> read_truth(const std::filesystem::path& path) {
+namespace simulator_detail {
+
+/// The lines of truth.txt and online_truth.txt: `k \t list \t list`, two lists of
+/// probabilities joined by '_', of the same length >= 1. A malformed line throws DataError
+/// "FILE:LINE: field NAME: problem" with the fields named `first` and `second`.
+template <typename Row>
+std::vector<Row> read_probability_rows(const std::filesystem::path& path, std::vector<double> Row::*first,
+                                       const char* first_name, std::vector<double> Row::*second,
+                                       const char* second_name) {
     const std::string file = path.string();
     std::ifstream in(path, std::ios::binary);
     if (!in) throw DataError(file, 0, "file", "cannot open");
-    std::vector<TruthRow> rows;
+    std::vector<Row> rows;
     std::string line;
     long line_no = 0;
     while (std::getline(in, line)) {
@@ -846,7 +912,7 @@ inline std::vector<TruthRow> read_truth(const std::filesystem::path& path) {
         fields.push_back(rest);
         if (fields.size() != 3) fail("line", "expected 3 tab-separated fields, found " + std::to_string(fields.size()));
 
-        TruthRow row;
+        Row row;
         const auto [end, ec] = std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), row.request);
         if (ec != std::errc() || end != fields[0].data() + fields[0].size())
             fail("request", "'" + std::string(fields[0]) + "' is not a request index");
@@ -863,15 +929,28 @@ inline std::vector<TruthRow> read_truth(const std::filesystem::path& path) {
                 begin = stop + 1;
             }
         };
-        parse_list(fields[1], "p_click", row.p_click);
-        parse_list(fields[2], "p_conv", row.p_conv);
-        if (row.p_conv.size() != row.p_click.size())
-            fail("p_conv", std::to_string(row.p_conv.size()) + " entries, p_click has " +
-                               std::to_string(row.p_click.size()));
+        parse_list(fields[1], first_name, row.*first);
+        parse_list(fields[2], second_name, row.*second);
+        if ((row.*second).size() != (row.*first).size())
+            fail(second_name, std::to_string((row.*second).size()) + " entries, " + first_name + " has " +
+                                  std::to_string((row.*first).size()));
         rows.push_back(std::move(row));
     }
     if (in.bad()) throw DataError(file, line_no, "file", "read error");
     return rows;
+}
+
+}  // namespace simulator_detail
+
+/// Reads truth.txt (see write_jdsearch_files); fields p_click and p_conv.
+inline std::vector<TruthRow> read_truth(const std::filesystem::path& path) {
+    return simulator_detail::read_probability_rows(path, &TruthRow::p_click, "p_click", &TruthRow::p_conv, "p_conv");
+}
+
+/// Reads online_truth.txt (see write_jdsearch_files); fields attraction and conversion.
+inline std::vector<OnlineTruthRow> read_online_truth(const std::filesystem::path& path) {
+    return simulator_detail::read_probability_rows(path, &OnlineTruthRow::attraction, "attraction",
+                                                   &OnlineTruthRow::conversion, "conversion");
 }
 
 }  // namespace piano::data

@@ -5,9 +5,11 @@
 //   DnnModel   pointwise MLP on [c_i ; q], CTR only
 //   DinModel   DIN-style target attention: each candidate attends over the history
 //              values; pointwise MLP on [c_i ; q ; u_i ; c_i ⊙ u_i], CTR and CVR heads
-//   PrmModel   PRM: a transformer over the list of Linear([c_i ; q ; p]) + P[pos_i],
+//   PrmModel   PRM: a transformer over the list of Linear([c_i ; q ; p]),
 //              p = mean history value (the personal vector); trained with the listwise
-//              softmax loss on clicks only
+//              softmax loss on clicks only. PRM's paper adds a position embedding to the
+//              input; here, as for every model, the logged position only explains
+//              examination in training (PositionModel in config.hpp)
 // The first-stage order needs no model (metrics::first_stage_prediction), and the PIANO
 // ablations are PianoModel with use_qdir or use_ian off.
 #pragma once
@@ -49,7 +51,8 @@ public:
     }
     std::string kind() const override { return "dnn"; }
 
-    ModelOutputs<T> forward(const data::Batch& batch, bool /*want_attention*/ = false) override {
+protected:
+    ModelOutputs<T> forward_scores(const data::Batch& batch, bool /*want_attention*/) override {
         ModelOutputs<T> out;
         const Tensor<T> q = repeat_segments(features_->query(batch), batch.cand_offsets);  // [ΣL, d]
         out.ctr_logit = mlp_->forward(concat_cols<T>({features_->candidates(batch), q}));  // [ΣL, 1]
@@ -81,7 +84,8 @@ public:
     }
     std::string kind() const override { return "din"; }
 
-    ModelOutputs<T> forward(const data::Batch& batch, bool /*want_attention*/ = false) override {
+protected:
+    ModelOutputs<T> forward_scores(const data::Batch& batch, bool /*want_attention*/) override {
         ModelOutputs<T> out;
         const Tensor<T> c = features_->candidates(batch);  // [ΣL, d]
         const Tensor<T> v = features_->history_values(batch);  // [ΣH, d]
@@ -100,7 +104,7 @@ private:
     std::shared_ptr<MLP<T>> ctr_, cvr_;
 };
 
-/// Children: "features", "input" (Linear 3d -> d), "positions", "encoder", "score" (MLP).
+/// Children: "features", "input" (Linear 3d -> d), "encoder", "score" (MLP).
 template <typename T>
 class PrmModel : public Reranker<T> {
 public:
@@ -110,7 +114,6 @@ public:
         const T p = static_cast<T>(config.dropout);
         features_ = this->register_module("features", std::make_shared<FeatureEncoder<T>>(config, rng));
         input_ = this->register_module("input", std::make_shared<Linear<T>>(3 * d, d, rng));
-        positions_ = this->register_module("positions", std::make_shared<Embedding<T>>(config.max_positions, d, rng));
         encoder_ = this->register_module("encoder", std::make_shared<TransformerEncoder<T>>(
                                                         config.layers, d, config.heads, config.ffn_dim, p, rng));
         score_ = this->register_module("score", std::make_shared<MLP<T>>(std::vector<Index>{d, d, 1}, rng));
@@ -118,13 +121,13 @@ public:
     }
     std::string kind() const override { return "prm"; }
 
-    ModelOutputs<T> forward(const data::Batch& batch, bool /*want_attention*/ = false) override {
+protected:
+    ModelOutputs<T> forward_scores(const data::Batch& batch, bool /*want_attention*/) override {
         ModelOutputs<T> out;
         const Tensor<T> q = repeat_segments(features_->query(batch), batch.cand_offsets);
         const Tensor<T> personal =
             repeat_segments(segment_mean(features_->history_values(batch), batch.hist_offsets), batch.cand_offsets);
-        const Tensor<T> x = input_->forward(concat_cols<T>({features_->candidates(batch), q, personal})) +
-                            positions_->forward(detail::clamp_positions(batch.cand_pos, this->config_.max_positions));
+        const Tensor<T> x = input_->forward(concat_cols<T>({features_->candidates(batch), q, personal}));
         out.ctr_logit = score_->forward(encoder_->forward(x, batch.cand_offsets));  // [ΣL, 1]
         return out;
     }
@@ -138,7 +141,6 @@ private:
     }
     std::shared_ptr<FeatureEncoder<T>> features_;
     std::shared_ptr<Linear<T>> input_;
-    std::shared_ptr<Embedding<T>> positions_;
     std::shared_ptr<TransformerEncoder<T>> encoder_;
     std::shared_ptr<MLP<T>> score_;
 };

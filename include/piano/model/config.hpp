@@ -20,6 +20,18 @@ namespace piano {
 /// (Kendall et al. 2018: Σ_k exp(-s_k) L_k + s_k with one learned s_k per term).
 enum class LossWeighting { fixed, uncertainty };
 
+/// What the logged first-stage position may do (docs/architecture.md, "Positions").
+/// In logged data the position decides how likely a candidate was examined at all; a
+/// score that sees it learns that bias and, when reranking, copies the logged order. So
+/// the position only explains examination during training, through a learned term e_pos
+/// per position that the rerank score never sees:
+///   pal    P(click) = σ(e_pos) · σ(a_i)   (PAL, Guo et al. 2019: examination times relevance)
+///   logit  P(click) = σ(a_i + e_pos)       (a shallow position tower on the click logit,
+///                                           Zhao et al. 2019)
+///   none   the position is not used at all
+enum class PositionModel { none, pal, logit };
+inline constexpr const char* kPositionModelNames[3] = {"none", "pal", "logit"};
+
 struct PianoConfig {
     // Widths and depths.
     long d_model = 64;        // d: every token's width
@@ -35,7 +47,7 @@ struct PianoConfig {
     long category_rows = 5000;   // genre levels (one table shared by the four levels)
     long shop_rows = 5000;       // label / publisher / shop
     long dense_features = 0;     // optional dense features per candidate
-    long max_positions = 200;    // first-stage positions with their own embedding
+    long max_positions = 200;    // logged positions with their own examination term
     long gap_buckets = 16;       // log2 buckets of the time gap of history events
 
     // Switches for PIANO and its ablations.
@@ -43,11 +55,15 @@ struct PianoConfig {
     bool use_ian = true;        // false: no IAN token and no list heads ("piano-noian")
     bool list_loss = true;      // list-level CTR/CVR supervision through the IAN
     bool listwise_loss = false; // softmax cross-entropy over each list on clicks
+    PositionModel position_model = PositionModel::pal;  // training-only examination term
+    bool candidate_attention = false;  // ours: each candidate also attends over the history items (DIN-style)
 
     // Score and losses.
     double lambda = 0.5;        // s_i = (1-λ) log pCTR_i + λ log pCTCVR_i
     LossWeighting weighting = LossWeighting::fixed;
-    double weight_ctr = 1.0, weight_ctcvr = 1.0, weight_list = 0.5, weight_listwise = 0.5;
+    // weight_list 0.1: at 0.5 the list term (two BCEs near their maximum, ~0.8) outweighed the
+    // item terms and cost PIANO most of its online gain (docs/architecture.md, "Losses").
+    double weight_ctr = 1.0, weight_ctcvr = 1.0, weight_list = 0.1, weight_listwise = 0.5;
 
     unsigned long seed = 1;     // initialisation and dropout
 
@@ -96,8 +112,10 @@ struct PianoConfig {
         put("use_ian", use_ian);
         put("list_loss", list_loss);
         put("listwise_loss", listwise_loss);
+        put("candidate_attention", candidate_attention);
         put("lambda", lambda);
         m["weighting"] = weighting == LossWeighting::fixed ? "fixed" : "uncertainty";
+        m["position_model"] = kPositionModelNames[static_cast<int>(position_model)];
         put("weight_ctr", weight_ctr);
         put("weight_ctcvr", weight_ctcvr);
         put("weight_list", weight_list);
@@ -129,11 +147,23 @@ struct PianoConfig {
             else if (key == "use_ian") c.use_ian = parse_bool(key, value);
             else if (key == "list_loss") c.list_loss = parse_bool(key, value);
             else if (key == "listwise_loss") c.listwise_loss = parse_bool(key, value);
+            else if (key == "candidate_attention") c.candidate_attention = parse_bool(key, value);
             else if (key == "lambda") c.lambda = parse_double(key, value, 0.0, 1.0);
             else if (key == "weighting") {
                 if (value == "fixed") c.weighting = LossWeighting::fixed;
                 else if (value == "uncertainty") c.weighting = LossWeighting::uncertainty;
                 else throw ConfigError("config key 'weighting': expected fixed or uncertainty, got '" + value + "'");
+            }
+            else if (key == "position_model") {
+                bool known = false;
+                for (int k = 0; k < 3; ++k) {
+                    if (value == kPositionModelNames[k]) {
+                        c.position_model = static_cast<PositionModel>(k);
+                        known = true;
+                    }
+                }
+                if (!known)
+                    throw ConfigError("config key 'position_model': expected none, pal or logit, got '" + value + "'");
             }
             else if (key == "weight_ctr") c.weight_ctr = parse_double(key, value, 0.0, 1e6);
             else if (key == "weight_ctcvr") c.weight_ctcvr = parse_double(key, value, 0.0, 1e6);

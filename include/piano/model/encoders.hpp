@@ -37,15 +37,6 @@ inline Index gap_bucket(std::int64_t gap, Index buckets) {
     return b < buckets ? b : buckets - 1;
 }
 
-namespace detail {
-/// The first-stage positions, clamped to the last learned position.
-inline std::vector<Index> clamp_positions(const std::vector<Index>& pos, Index max_positions) {
-    std::vector<Index> out(pos.size());
-    for (std::size_t i = 0; i < pos.size(); ++i) out[i] = std::min(pos[i], max_positions - 1);
-    return out;
-}
-}  // namespace detail
-
 /// Children: "terms", "items", "brands", "categories", "shops", "behaviors", "gaps"
 /// (Embedding), "query_proj" (Linear d->d), "dense" (Linear D->d, only when D > 0);
 /// parameter "no_query" [1, d].

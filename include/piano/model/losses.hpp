@@ -9,6 +9,10 @@
 // Total: Σ_k w_k L_k (fixed weights), or Σ_k exp(-s_k) L_k + s_k with learned s_k
 // (uncertainty weighting). A term is present only when the model predicts what it needs.
 //
+// With an examination term e (out.exam_logit, the logged position's; see PositionModel),
+// the logged click is explained as σ(e)σ(a) (pal) or σ(a + e) (logit) in L_ctr, L_ctcvr
+// and L_listwise, while the rerank score keeps a alone.
+//
 // The product probability never goes through log(σ(a)σ(b)) naively:
 //   log pCTCVR     = log σ(a) + log σ(b)
 //   log(1-pCTCVR)  = log(1 + e^a + e^b) - softplus(a) - softplus(b)
@@ -46,15 +50,45 @@ struct LossBreakdown {
                             std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
 };
 
-/// BCE(σ(a)σ(b), y) per entry, from logits (see the top of this header). a, b [N,1] -> [N,1].
+/// BCE(Π_k σ(x_k), y) per entry, from the logits x_1..x_n (n = 1..4), each [N,1] -> [N,1].
+/// log p = Σ_k log σ(x_k), and since Π_k (1 + e^{x_k}) = Σ_S e^{Σ_{k∈S} x_k} over every
+/// subset S of the factors,
+///   1 - p = Σ_{S ≠ all} e^{Σ_{k∈S} x_k} / Π_k (1 + e^{x_k}),
+///   log(1 - p) = logsumexp_{S ≠ all}(Σ_{k∈S} x_k) - Σ_k softplus(x_k),
+/// with the empty subset contributing e^0 (for n = 2: logsumexp(a, b, 0), as at the top).
 template <typename T>
-Tensor<T> product_bce_with_logits(const Tensor<T>& a, const Tensor<T>& b, const Matrix<T>& y) {
-    const Tensor<T> log_p = log_sigmoid(a) + log_sigmoid(b);
-    const Tensor<T> zero = Tensor<T>::zeros(a.rows(), 1);
-    const Tensor<T> log_1p_ea_eb = neg(slice_cols(log_softmax(concat_cols<T>({a, b, zero})), 2, 1));
-    const Tensor<T> log_not_p = log_1p_ea_eb - softplus(a) - softplus(b);
+Tensor<T> product_bce_with_logits(const std::vector<Tensor<T>>& logits, const Matrix<T>& y) {
+    const std::size_t n = logits.size();
+    if (n < 1 || n > 4)
+        throw std::invalid_argument("product_bce_with_logits: 1 to 4 factors, got " + std::to_string(n));
+    Tensor<T> log_p = log_sigmoid(logits[0]), softplus_sum = softplus(logits[0]);
+    for (std::size_t k = 1; k < n; ++k) {
+        log_p = log_p + log_sigmoid(logits[k]);
+        softplus_sum = softplus_sum + softplus(logits[k]);
+    }
+    // The proper non-empty subsets by bit mask, then the empty one (a zero column) last.
+    std::vector<Tensor<T>> subset_sums;
+    for (unsigned mask = 1; mask + 1 < (1u << n); ++mask) {
+        Tensor<T> sum_in_subset;
+        for (std::size_t k = 0; k < n; ++k) {
+            if (!(mask & (1u << k))) continue;
+            sum_in_subset = sum_in_subset.defined() ? sum_in_subset + logits[k] : logits[k];
+        }
+        subset_sums.push_back(sum_in_subset);
+    }
+    subset_sums.push_back(Tensor<T>::zeros(logits[0].rows(), 1));
+    // logsumexp of the columns = -log_softmax(columns) at the zero column.
+    const Index last = static_cast<Index>(subset_sums.size()) - 1;
+    const Tensor<T> log_sum = neg(slice_cols(log_softmax(concat_cols<T>(subset_sums)), last, 1));
+    const Tensor<T> log_not_p = log_sum - softplus_sum;
     const Tensor<T> yt(y), not_y(Matrix<T>((Matrix<T>::Ones(y.rows(), 1) - y)));
     return neg(yt * log_p + not_y * log_not_p);
+}
+
+/// BCE(σ(a)σ(b), y) per entry: the two-factor case above. a, b [N,1] -> [N,1].
+template <typename T>
+Tensor<T> product_bce_with_logits(const Tensor<T>& a, const Tensor<T>& b, const Matrix<T>& y) {
+    return product_bce_with_logits<T>(std::vector<Tensor<T>>{a, b}, y);
 }
 
 /// Softmax cross-entropy of each list's logits against its click distribution, averaged
@@ -106,13 +140,32 @@ LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& 
     Tensor<T> term[LossBreakdown<T>::kTerms];
     const double fixed_weight[LossBreakdown<T>::kTerms] = {config.weight_ctr, config.weight_ctcvr, config.weight_list,
                                                            config.weight_listwise};
-    if (config.weight_ctr > 0) term[0] = binary_cross_entropy_with_logits(out.ctr_logit, click);
-    if (out.cvr_logit.defined()) term[1] = mean(product_bce_with_logits(out.ctr_logit, out.cvr_logit, click_and_conv));
+    // The click factors: σ(a) alone, or with the logged position's examination term (see
+    // PositionModel): pal multiplies σ(e) in, logit adds e to a. The listwise softmax gets
+    // the log of the same click factor as its logit.
+    std::vector<Tensor<T>> click_factors{out.ctr_logit};
+    Tensor<T> listwise_logit = out.ctr_logit;
+    if (out.exam_logit.defined() && config.position_model == PositionModel::pal) {
+        click_factors = {out.exam_logit, out.ctr_logit};
+        listwise_logit = out.ctr_logit + log_sigmoid(out.exam_logit);
+    } else if (out.exam_logit.defined() && config.position_model == PositionModel::logit) {
+        click_factors = {out.ctr_logit + out.exam_logit};
+        listwise_logit = click_factors[0];
+    }
+    if (config.weight_ctr > 0) {
+        term[0] = click_factors.size() == 1 ? binary_cross_entropy_with_logits(click_factors[0], click)
+                                            : mean(product_bce_with_logits(click_factors, click));
+    }
+    if (out.cvr_logit.defined()) {
+        std::vector<Tensor<T>> factors = click_factors;
+        factors.push_back(out.cvr_logit);
+        term[1] = mean(product_bce_with_logits(factors, click_and_conv));
+    }
     if (out.list_ctr_logit.defined() && config.list_loss) {
         term[2] = binary_cross_entropy_with_logits(out.list_ctr_logit, list_click) +
                   binary_cross_entropy_with_logits(out.list_cvr_logit, list_conv);
     }
-    if (config.listwise_loss) term[3] = listwise_softmax_loss(out.ctr_logit, batch.click, batch.cand_offsets);
+    if (config.listwise_loss) term[3] = listwise_softmax_loss(listwise_logit, batch.click, batch.cand_offsets);
 
     LossBreakdown<T> result;
     for (int k = 0; k < LossBreakdown<T>::kTerms; ++k) {

@@ -12,7 +12,11 @@
 //     r = LayerNorm(q + MHA(q, K, V))                          [B, d]   (MHA ends in W_O)
 //   (use_qdir = false: r = mean_j v_j, zero without history)
 //
-//   x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]) + P[pos_i]   [ΣL, d]
+//   x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q])              [ΣL, d]
+//   (candidate_attention, ours: u_i = MHA(c_i, v, v) over the request's history values,
+//    as DIN does, and x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q ; u_i ; c_i ⊙ u_i]))
+//   (no position: the logged position only explains examination in training, see
+//    PositionModel in config.hpp and Reranker::forward)
 //
 //   IAN: z = n + Linear([q ; r])                               [B, d]
 //     h = Encoder([z ; x_1..x_L]) per request                  [B + ΣL, d]
@@ -86,7 +90,8 @@ inline std::vector<Index> index_range(Index begin, Index end) {
 }  // namespace detail
 
 /// Children: "features", "qdir" (MultiHeadAttention, value width 2d) and "qdir_norm"
-/// (when use_qdir), "token_mlp", "positions", "ian_proj" (when use_ian), "encoder",
+/// (when use_qdir), "target_attention" (when candidate_attention), "token_mlp", "ian_proj"
+/// (when use_ian), "encoder",
 /// "list_ctr", "list_cvr" (when use_ian), "item_ctr", "item_cvr"; parameters "null_key"
 /// [1,d], "null_value" [1,2d] (when use_qdir), "ian" [1,d] (when use_ian), and
 /// "loss_log_vars" with uncertainty weighting.
@@ -104,9 +109,13 @@ public:
             null_key_ = this->register_parameter("null_key", Tensor<T>(init::normal<T>(1, d, rng, 0.1)));
             null_value_ = this->register_parameter("null_value", Tensor<T>(init::normal<T>(1, 2 * d, rng, 0.1)));
         }
+        if (config.candidate_attention) {
+            target_attention_ = this->register_module("target_attention",
+                                                      std::make_shared<MultiHeadAttention<T>>(d, config.heads, rng, p));
+        }
+        const Index token_in = config.candidate_attention ? 7 * d : 5 * d;
         token_mlp_ = this->register_module(
-            "token_mlp", std::make_shared<MLP<T>>(std::vector<Index>{5 * d, 2 * d, d}, rng, Activation::gelu, p));
-        positions_ = this->register_module("positions", std::make_shared<Embedding<T>>(config.max_positions, d, rng));
+            "token_mlp", std::make_shared<MLP<T>>(std::vector<Index>{token_in, 2 * d, d}, rng, Activation::gelu, p));
         if (config.use_ian) {
             ian_ = this->register_parameter("ian", Tensor<T>(init::normal<T>(1, d, rng, 0.1)));
             ian_proj_ = this->register_module("ian_proj", std::make_shared<Linear<T>>(2 * d, d, rng));
@@ -129,7 +138,8 @@ public:
         return "piano";
     }
 
-    ModelOutputs<T> forward(const data::Batch& batch, bool want_attention = false) override {
+protected:
+    ModelOutputs<T> forward_scores(const data::Batch& batch, bool want_attention) override {
         ModelOutputs<T> out;
         const Tensor<T> q = features_->query(batch);       // [B, d]
         const Tensor<T> c = features_->candidates(batch);  // [ΣL, d]
@@ -139,18 +149,25 @@ public:
                                                   want_attention ? &out.qdir_weights : nullptr)
                                 : segment_mean(v, batch.hist_offsets);  // [B, d]
 
-        // Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]) + P[pos_i]. The first
+        // Candidate tokens: x_i = MLP([c_i ; q ; r ; c_i ⊙ r ; c_i ⊙ q]). The first
         // layer's q and r parts are formed once per request (detail::first_layer_split).
         const Index d = this->config_.d_model;
         const Tensor<T> q_per_cand = repeat_segments(q, batch.cand_offsets);  // [ΣL, d]
         const Tensor<T> r_per_cand = repeat_segments(r, batch.cand_offsets);  // [ΣL, d]
+        const bool with_targets = this->config_.candidate_attention;
         std::vector<Index> cand_part_rows = detail::index_range(0, d), request_part_rows = detail::index_range(d, 3 * d);
-        for (Index i = 3 * d; i < 5 * d; ++i) cand_part_rows.push_back(i);
-        const Tensor<T> token_hidden = detail::first_layer_split(
-            *token_mlp_, concat_cols<T>({c, c * r_per_cand, c * q_per_cand}), cand_part_rows, concat_cols<T>({q, r}),
-            request_part_rows, batch.cand_offsets);  // [ΣL, 2d]
-        const Tensor<T> x = token_mlp_->forward_from_first(token_hidden) +
-                            positions_->forward(detail::clamp_positions(batch.cand_pos, this->config_.max_positions));
+        for (Index i = 3 * d; i < (with_targets ? 7 : 5) * d; ++i) cand_part_rows.push_back(i);
+        std::vector<Tensor<T>> cand_parts{c, c * r_per_cand, c * q_per_cand};
+        if (with_targets) {
+            // u_i: candidate i's own view of its request's history (zero without history).
+            const Tensor<T> u = target_attention_->forward(c, v, v, batch.cand_offsets, batch.hist_offsets);
+            cand_parts.push_back(u);
+            cand_parts.push_back(c * u);
+        }
+        const Tensor<T> token_hidden =
+            detail::first_layer_split(*token_mlp_, concat_cols<T>(cand_parts), cand_part_rows, concat_cols<T>({q, r}),
+                                      request_part_rows, batch.cand_offsets);  // [ΣL, 2d]
+        const Tensor<T> x = token_mlp_->forward_from_first(token_hidden);
 
         if (!this->config_.use_ian) {
             const Tensor<T> h = encoder_->forward(x, batch.cand_offsets);  // [ΣL, d]
@@ -196,11 +213,10 @@ private:
     }
 
     std::shared_ptr<FeatureEncoder<T>> features_;
-    std::shared_ptr<MultiHeadAttention<T>> qdir_;
+    std::shared_ptr<MultiHeadAttention<T>> qdir_, target_attention_;
     std::shared_ptr<LayerNorm<T>> qdir_norm_;
     Tensor<T> null_key_, null_value_, ian_;
     std::shared_ptr<MLP<T>> token_mlp_, list_ctr_, list_cvr_, item_ctr_, item_cvr_;
-    std::shared_ptr<Embedding<T>> positions_;
     std::shared_ptr<Linear<T>> ian_proj_;
     std::shared_ptr<TransformerEncoder<T>> encoder_;
 };

@@ -10,6 +10,8 @@
 #include <exception>
 #include <limits>
 #include <map>
+#include <memory>
+#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "piano/metrics/ranking.hpp"
 #include "piano/model/config.hpp"
 #include "piano/nn/attention.hpp"
+#include "piano/nn/embedding.hpp"
 #include "piano/nn/module.hpp"
 
 namespace piano {
@@ -31,6 +34,8 @@ struct ModelOutputs {
     Tensor<T> cvr_logit;       // [ΣL, 1]  pCVR_i  = σ(cvr_logit_i); pCTCVR_i = pCTR_i · pCVR_i
     Tensor<T> list_ctr_logit;  // [B, 1]   P(the list gets >= 1 click)
     Tensor<T> list_cvr_logit;  // [B, 1]   P(the list gets >= 1 conversion)
+    Tensor<T> exam_logit;      // [ΣL, 1]  e_pos of each candidate's logged position: explains
+                               //          examination in the loss, never reaches the score
     AttentionWeights<T> qdir_weights;  // PIANO only, when asked: one segment per request,
                                        // [heads, 1 + H] (column 0 is the null slot)
 };
@@ -86,6 +91,13 @@ inline data::Batch slice_batch(const data::Batch& batch, Index begin, Index end)
     return b;
 }
 
+/// The logged positions, clamped to the last one with a term of its own.
+inline std::vector<Index> clamp_positions(const std::vector<Index>& pos, Index max_positions) {
+    std::vector<Index> out(pos.size());
+    for (std::size_t i = 0; i < pos.size(); ++i) out[i] = std::min(pos[i], max_positions - 1);
+    return out;
+}
+
 // log σ(x) without overflow, in double (inference only, no graph).
 inline double log_sigmoid_value(double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x))); }
 inline double sigmoid_value(double x) { return std::exp(log_sigmoid_value(x)); }
@@ -94,16 +106,41 @@ inline double sigmoid_value(double x) { return std::exp(log_sigmoid_value(x)); }
 template <typename T>
 class Reranker : public Module<T> {
 public:
-    explicit Reranker(PianoConfig config) : config_(std::move(config)) {}
+    /// Registers the child "examination" ([max_positions, 1], zeros: σ(0) = 1/2 everywhere
+    /// at first) unless config.position_model is none.
+    explicit Reranker(PianoConfig config) : config_(std::move(config)) {
+        if (config_.position_model != PositionModel::none) {
+            std::mt19937_64 unused(0);
+            examination_ = this->register_module(
+                "examination", std::make_shared<Embedding<T>>(config_.max_positions, 1, unused));
+            examination_->weight.mutable_value().setZero();
+        }
+    }
 
+    /// The model's outputs (forward_scores) plus exam_logit, the examination term of each
+    /// candidate's logged position, when the model has one and the batch's order is a
+    /// first-stage order.
     /// Requires: a batch of >= 1 request, each with >= 1 candidate.
     /// Ensures: ctr_logit is [ΣL,1]; the other outputs are [ΣL,1] / [B,1] or undefined.
-    virtual ModelOutputs<T> forward(const data::Batch& batch, bool want_attention = false) = 0;
+    ModelOutputs<T> forward(const data::Batch& batch, bool want_attention = false) {
+        ModelOutputs<T> out = forward_scores(batch, want_attention);
+        if (examination_) out.exam_logit = examination_->forward(detail::clamp_positions(batch.cand_pos, config_.max_positions));
+        return out;
+    }
 
     /// The model's name as the CLI and the reports spell it ("piano", "prm", ...).
     virtual std::string kind() const = 0;
 
     const PianoConfig& config() const { return config_; }
+
+    /// Sets λ of the rerank score s_i = (1-λ) log pCTR_i + λ log pCTCVR_i. λ weighs clicks
+    /// against conversions when serving; training never reads it, so a trained model can be
+    /// served at another λ without retraining. Throws ConfigError outside [0, 1].
+    void set_score_lambda(double lambda) {
+        if (!(lambda >= 0.0 && lambda <= 1.0))
+            throw ConfigError("set_score_lambda: lambda must be in [0, 1], got " + std::to_string(lambda));
+        config_.lambda = lambda;
+    }
 
     /// config().to_map() plus "model" = kind(): what the trainer writes into checkpoints.
     std::map<std::string, std::string> config_map() const override {
@@ -136,7 +173,7 @@ public:
         if (pieces <= 1) {
             try {
                 NoGradGuard no_grad;
-                results = results_from(forward(batch), batch);
+                results = results_from(forward_scores(batch, false), batch);
             } catch (...) {
                 errors[0] = std::current_exception();
             }
@@ -148,7 +185,7 @@ public:
                     NoGradGuard no_grad;  // on every thread: the flag is thread-local
                     const Index begin = k * kRerankPiece, end = std::min(batch.size(), begin + kRerankPiece);
                     const data::Batch piece = detail::slice_batch(batch, begin, end);
-                    std::vector<RerankResult> part = results_from(forward(piece), piece);
+                    std::vector<RerankResult> part = results_from(forward_scores(piece, false), piece);
                     std::move(part.begin(), part.end(), results.begin() + begin);
                 } catch (...) {
                     errors[static_cast<std::size_t>(k)] = std::current_exception();
@@ -173,6 +210,10 @@ public:
     const Tensor<T>& loss_log_variances() const { return loss_log_vars_; }
 
 protected:
+    /// What each model computes from a batch: every output but exam_logit. forward()
+    /// calls it; rerank() uses only its scores.
+    virtual ModelOutputs<T> forward_scores(const data::Batch& batch, bool want_attention) = 0;
+
     /// Subclasses call this last in their constructor (so the parameter is named last).
     void register_loss_weights() {
         if (config_.weighting == LossWeighting::uncertainty) {
@@ -210,6 +251,7 @@ private:
     }
 
     Tensor<T> loss_log_vars_;
+    std::shared_ptr<Embedding<T>> examination_;
 };
 
 }  // namespace piano

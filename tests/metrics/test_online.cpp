@@ -1,0 +1,163 @@
+// The online evaluation: exact values of an order under both click models, checked
+// against sums done by hand, the oracles, the paired bootstrap, and the simulator's
+// logged clicks agreeing with the click model it wrote.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+#include <vector>
+
+#include <piano/data/click_model.hpp>
+#include <piano/data/simulator.hpp>
+#include <piano/metrics/online.hpp>
+
+#include <support/test_helpers.hpp>
+
+using piano::data::ClickModel;
+using piano::data::ClickModelKind;
+using piano::data::expected_outcome;
+using piano::data::ListOutcome;
+
+namespace {
+
+// One list of three songs, in first-stage order: attraction a_i and conversion c_i.
+const std::vector<double> kAttraction{0.5, 0.2, 0.8};
+const std::vector<double> kConversion{0.1, 0.5, 0.25};
+
+ClickModel dbn(double persistence) {
+    ClickModel m;
+    m.kind = ClickModelKind::dbn;
+    m.persistence = persistence;
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("online: a 3-song list under the position-based model, by hand", "[metrics][online]") {
+    ClickModel pbm;  // eta = 1: e = 1, 1/2, 1/3
+    const ListOutcome o = expected_outcome(pbm, kAttraction, kConversion);
+    // clicks 0.5 + 0.1 + 0.8/3; conversions 0.05 + 0.05 + 0.2/3
+    CHECK(o.clicks == Approx(0.5 + 0.1 + 0.8 / 3).epsilon(1e-12));
+    CHECK(o.conversions == Approx(0.05 + 0.05 + 0.2 / 3).epsilon(1e-12));
+    // independent ranks: 1 - (1-0.5)(1-0.1)(1-0.8/3), 1 - (1-0.05)(1-0.05)(1-0.2/3)
+    CHECK(o.p_click == Approx(1 - 0.5 * 0.9 * (1 - 0.8 / 3)).epsilon(1e-12));
+    CHECK(o.p_conversion == Approx(1 - 0.95 * 0.95 * (1 - 0.2 / 3)).epsilon(1e-12));
+
+    pbm.position_bias = 0.0;  // every rank examined: the order no longer matters
+    const ListOutcome flat = expected_outcome(pbm, kAttraction, kConversion);
+    CHECK(flat.clicks == Approx(1.5));
+    const ListOutcome flat_reversed = expected_outcome(pbm, {0.8, 0.2, 0.5}, {0.25, 0.5, 0.1});
+    CHECK(flat_reversed.clicks == Approx(flat.clicks));
+    CHECK(flat_reversed.p_conversion == Approx(flat.p_conversion));
+}
+
+TEST_CASE("online: a 3-song list under the DBN cascade, by hand, in two orders", "[metrics][online]") {
+    const ClickModel m = dbn(0.9);
+    // e_0 = 1, e_1 = 0.9 (1 - 0.05) = 0.855, e_2 = 0.855 * 0.9 * (1 - 0.1) = 0.69255
+    const std::vector<double> e = piano::data::examination(m, kAttraction, kConversion);
+    CHECK(e[1] == Approx(0.855));
+    CHECK(e[2] == Approx(0.69255));
+    const ListOutcome o = expected_outcome(m, kAttraction, kConversion);
+    CHECK(o.clicks == Approx(0.5 + 0.855 * 0.2 + 0.69255 * 0.8).epsilon(1e-12));
+    CHECK(o.conversions == Approx(0.05 + 0.855 * 0.1 + 0.69255 * 0.2).epsilon(1e-12));
+    CHECK(o.p_conversion == Approx(o.conversions));  // a conversion ends the visit
+    // first click at rank r: n_0 = 1, n_1 = 0.9 * 0.5, n_2 = 0.45 * 0.9 * 0.8
+    CHECK(o.p_click == Approx(0.5 + 0.45 * 0.2 + 0.324 * 0.8).epsilon(1e-12));
+
+    // Reversed: a = 0.8, 0.2, 0.5; c = 0.25, 0.5, 0.1; e = 1, 0.9 * 0.8, 0.72 * 0.9 * 0.9
+    const ListOutcome r = expected_outcome(m, {0.8, 0.2, 0.5}, {0.25, 0.5, 0.1});
+    CHECK(r.clicks == Approx(0.8 + 0.72 * 0.2 + 0.5832 * 0.5).epsilon(1e-12));
+    CHECK(r.conversions == Approx(0.2 + 0.072 + 0.5832 * 0.05).epsilon(1e-12));
+    CHECK(r.conversions > o.conversions);  // the best a*c first: the conversion oracle's order
+
+    // gamma = 1 and no conversion: every rank is seen, as under PBM with eta = 0.
+    const ListOutcome patient = expected_outcome(dbn(1.0), kAttraction, {0.0, 0.0, 0.0});
+    CHECK(patient.clicks == Approx(1.5));
+    CHECK_THROWS_AS(expected_outcome(m, kAttraction, {0.1}), piano::ShapeError);
+}
+
+TEST_CASE("online: the evaluator values orders, its oracles and a paired bootstrap", "[metrics][online]") {
+    std::vector<piano::data::OnlineTruthRow> truth{{0, kAttraction, kConversion},
+                                                   {1, {0.1, 0.9}, {0.9, 0.1}}};
+    const piano::metrics::OnlineEvaluator ev(ClickModel{}, truth);
+    const auto first = ev.value(ev.first_stage_orders());
+    const auto by_attraction = ev.value(ev.attraction_oracle_orders());
+    const auto by_conversion = ev.value(ev.conversion_oracle_orders());
+    CHECK(ev.attraction_oracle_orders()[0] == std::vector<std::size_t>{2, 0, 1});
+    CHECK(ev.conversion_oracle_orders()[0] == std::vector<std::size_t>{2, 1, 0});  // a*c = .05 .1 .2
+    CHECK(ev.conversion_oracle_orders()[1] == std::vector<std::size_t>{0, 1});     // a*c = .09 .09: tie kept
+    CHECK(first[0].clicks == Approx(0.5 + 0.1 + 0.8 / 3));
+    CHECK(by_attraction[1].clicks == Approx(0.9 + 0.05));
+    CHECK(by_attraction[0].clicks > first[0].clicks);
+
+    const auto row = ev.summarize("oracle", by_attraction, first, 200, 7);
+    const double mean_first = (first[0].clicks + first[1].clicks) / 2;
+    const double mean_oracle = (by_attraction[0].clicks + by_attraction[1].clicks) / 2;
+    CHECK(row.mean[0].value == Approx(mean_oracle));
+    CHECK(row.lift[0].value == Approx(mean_oracle / mean_first - 1));
+    CHECK(row.mean[0].low <= row.mean[0].value);
+    CHECK(row.mean[0].high >= row.mean[0].value);
+    // Against itself, every paired resample has a lift of exactly 0.
+    const auto same = ev.summarize("first", first, first, 200, 7);
+    CHECK(same.lift[0].low == 0.0);
+    CHECK(same.lift[0].high == 0.0);
+    // The same seed draws the same resamples.
+    CHECK(ev.summarize("oracle", by_attraction, first, 200, 7).mean[0].low == row.mean[0].low);
+
+    CHECK_THROWS_AS(ev.value({{0, 1, 1}, {0, 1}}), piano::ShapeError);  // not a permutation
+    CHECK_THROWS_AS(ev.value({{0, 1, 2}}), piano::ShapeError);          // one order for two requests
+}
+
+TEST_CASE("online: the simulator's logged clicks follow the click model it writes", "[metrics][online][simulator]") {
+    for (const ClickModelKind kind : {ClickModelKind::position_based, ClickModelKind::dbn}) {
+        piano::data::SimulatorOptions o;
+        o.users = 200;
+        o.songs = 400;
+        o.artists = 40;
+        o.requests = 8000;
+        o.test_fraction = 0.5;
+        o.clicks.kind = kind;
+        const piano::data::Simulation sim = piano::data::simulate_music_search(o);
+        piano::testing::TempDir dir("online");
+        piano::data::write_jdsearch_files(sim, dir.path());
+        const auto ev = piano::metrics::OnlineEvaluator::from_dir(dir.path().string());
+        CHECK(ev.click_model().kind == kind);
+        REQUIRE(ev.requests() == sim.test);
+        const auto valued = ev.value(ev.first_stage_orders());
+        double expected_clicks = 0.0, expected_conversions = 0.0, logged_clicks = 0.0, logged_conversions = 0.0;
+        for (std::size_t k = 0; k < sim.test; ++k) {
+            expected_clicks += valued[k].clicks;
+            expected_conversions += valued[k].conversions;
+            for (int label : sim.requests[sim.train + sim.valid + k].label) {
+                logged_clicks += label > 0;
+                logged_conversions += label == 3;
+            }
+        }
+        INFO("click model " << ClickModel::name(kind));
+        // 4000 requests: the logged totals are within a few standard errors of the truth.
+        CHECK(logged_clicks == Approx(expected_clicks).epsilon(0.05));
+        CHECK(logged_conversions == Approx(expected_conversions).epsilon(0.08));
+    }
+}
+
+TEST_CASE("online: click_model.txt round-trips and a bad value names file, line and key", "[metrics][online]") {
+    piano::testing::TempDir dir("clickmodel");
+    const ClickModel m = dbn(0.75);
+    {
+        std::ofstream out(dir / "click_model.txt");
+        out << piano::data::click_model_text(m);
+    }
+    const ClickModel back = piano::data::read_click_model((dir / "click_model.txt").string());
+    CHECK(back.kind == ClickModelKind::dbn);
+    CHECK(back.persistence == 0.75);
+    {
+        std::ofstream out(dir / "bad.txt");
+        out << "click_model = dbn\npersistence = 1.5\n";
+    }
+    CHECK_THROWS_WITH(piano::data::read_click_model((dir / "bad.txt").string()), Catch::Contains("persistence"));
+    {
+        std::ofstream out(dir / "bad2.txt");
+        out << "click_model = cascade\n";
+    }
+    CHECK_THROWS_WITH(piano::data::read_click_model((dir / "bad2.txt").string()),
+                      Catch::Contains("bad2.txt:1") && Catch::Contains("click_model"));
+}
