@@ -46,6 +46,7 @@
 
 // data: requests, batches, the JDsearch loader, the simulator
 #include "piano/data/batch.hpp"
+#include "piano/data/click_model.hpp"
 #include "piano/data/jdsearch.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
@@ -56,6 +57,7 @@
 #include "piano/model/baselines.hpp"
 #include "piano/model/config.hpp"
 #include "piano/model/encoders.hpp"
+#include "piano/model/explain.hpp"
 #include "piano/model/factory.hpp"
 #include "piano/model/losses.hpp"
 #include "piano/model/piano_model.hpp"
@@ -65,6 +67,7 @@
 #include "piano/metrics/auc.hpp"
 #include "piano/metrics/check.hpp"
 #include "piano/metrics/evaluate.hpp"
+#include "piano/metrics/online.hpp"
 #include "piano/metrics/ranking.hpp"
 #include "piano/metrics/report.hpp"
 
