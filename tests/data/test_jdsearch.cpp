@@ -41,7 +41,7 @@ std::vector<long> source_lines(const std::vector<Request>& requests) {
 
 }  // namespace
 
-TEST_CASE("the real JDsearch sample loads exactly", "[data]") {
+TEST_CASE("the real JDsearch sample loads exactly", "[data][shared]") {
     JdsearchFiles files;
     files.products = kSample + "product_meta_data_sample.txt";
     files.train = kSample + "user_behavior_data_sample.txt";
@@ -92,7 +92,7 @@ TEST_CASE("the real JDsearch sample loads exactly", "[data]") {
     CHECK(data.train[0].history[2].type == Behavior::cart);           // CART
 }
 
-TEST_CASE("the sample streams record by record with string ids", "[data]") {
+TEST_CASE("the sample streams record by record with string ids", "[data][shared]") {
     std::vector<std::size_t> candidates;
     std::string first_wid;
     const ReadStats stats = for_each_request(kSample + "user_behavior_data_sample.txt", [&](const RawRequest& r) {
@@ -428,7 +428,7 @@ TEST_CASE("vocabulary: frequency order, unseen ids, hashing past capacity", "[da
     CHECK_THROWS_AS(builder.build(1), piano::ConfigError);
 }
 
-TEST_CASE("capacities hash the loader's long tail, and vocabularies round-trip through a directory", "[data]") {
+TEST_CASE("capacities hash the loader's long tail, and vocabularies round-trip through a directory", "[data][shared]") {
     LoadOptions options;
     options.capacity.items = 3;
     const JdsearchDataset data = load_jdsearch_dir(kFixtures + "tiny", options);

@@ -17,6 +17,10 @@
 //
 // A malformed line throws DataError "FILE:LINE: field NAME: problem". With
 // LoadOptions::skip_malformed the line is skipped instead and counted in ReadStats.
+//
+// The candidate order: every pass measures how label-sorted the lists are (ReadStats::order);
+// the loaders then keep the logged order or shuffle each list, as LoadOptions::candidate_order
+// says and candidate_order.hpp explains. JDsearch's public log is label-sorted.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "piano/core/error.hpp"
+#include "piano/data/candidate_order.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 #include "piano/data/vocabulary.hpp"
@@ -55,6 +60,10 @@ struct LoadOptions {
     double valid_fraction = 0.1;
     std::uint64_t split_seed = 1;
     TableCapacities capacity;  // rows per embedding table; 0 = one row per training id
+    // Keep the logged candidate order, shuffle it, or decide from the training file
+    // (candidate_order.hpp); order_seed seeds the shuffle of every list.
+    CandidateOrder candidate_order = CandidateOrder::automatic;
+    std::uint64_t order_seed = 1;
 };
 
 /// What a pass over one file found: good records, skipped malformed lines (only with
@@ -63,6 +72,7 @@ struct ReadStats {
     std::size_t records = 0;
     std::size_t skipped = 0;
     std::string first_error;
+    OrderStats order;  // how label-sorted the good records' candidate lists are
 };
 
 // ---------------------------------------------------------------- raw records (string ids)
@@ -387,6 +397,10 @@ ReadStats for_each_parsed(const std::string& path, const LoadOptions& options, s
             width_known = true;
             width = d;
             ++stats.records;
+            std::vector<float> labels;
+            labels.reserve(raw.candidates.size());
+            for (const RawCandidate& c : raw.candidates) labels.push_back(c.label);
+            stats.order.add(labels);
         } catch (const DataError& e) {
             if (!options.skip_malformed) throw;
             if (stats.skipped++ == 0) stats.first_error = e.what();
@@ -494,6 +508,8 @@ struct JdsearchDataset {
     std::size_t dense_dim = 0;   // dense features per candidate, the same in every split
     ReadStats products_stats;    // the products file
     ReadStats requests_stats;    // all requests files together
+    ReadStats train_stats;       // the pass that decides `auto`: train.txt, or all of requests.txt
+    CandidateOrder candidate_order = CandidateOrder::as_logged;  // as applied: as_logged or shuffle
 };
 
 /// The files of a data directory: `products.txt` and either `requests.txt` or `train.txt`
@@ -547,6 +563,7 @@ inline std::vector<Split> assign_splits(const std::string& path, const LoadOptio
 
 inline void add_stats(ReadStats& total, const ReadStats& part) {
     total.records += part.records;
+    total.order.merge(part.order);
     if (total.skipped == 0 && part.skipped > 0) total.first_error = part.first_error;
     total.skipped += part.skipped;
 }
@@ -583,16 +600,20 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
             if (i >= split.size()) throw DataError(raw.source.file, raw.source.line, "file", "grew while being read");
             return split[i];
         };
-        // Pass 1 parses every line (so skipping is the same as in pass 2) but counts train only.
-        detail::for_each_parsed(files.requests, options, nullptr, [&](const RawRequest& raw, std::size_t i) {
+        // Pass 1 parses every line (so skipping is the same as in pass 2) but counts train
+        // only. The order of the whole file decides `auto`: its splits are one log.
+        auto count_train = [&](const RawRequest& raw, std::size_t i) {
             if (split_of(raw, i) == Split::train) count(raw);
-        });
+        };
+        data.train_stats = detail::for_each_parsed(files.requests, options, nullptr, count_train);
         data.vocab = builders.build(options.capacity);
+        data.candidate_order = resolve_candidate_order(options.candidate_order, data.train_stats.order);
         std::size_t width = 0;
         data.requests_stats = detail::for_each_parsed(
             files.requests, options, &width, [&](const RawRequest& raw, std::size_t i) {
                 const Split s = split_of(raw, i);
                 Request r = map_request(raw, products, data.vocab, options);
+                apply_candidate_order(r, data.candidate_order, options.order_seed);
                 (s == Split::train ? data.train : s == Split::valid ? data.valid : data.test).push_back(std::move(r));
             });
         check_width(files.requests, width, data.requests_stats.records);
@@ -600,8 +621,10 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
     }
 
     if (files.train.empty()) throw ConfigError("load_jdsearch: JdsearchFiles names neither requests nor train");
-    detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
+    data.train_stats =
+        detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
     data.vocab = builders.build(options.capacity);
+    data.candidate_order = resolve_candidate_order(options.candidate_order, data.train_stats.order);
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {
         {&files.train, &data.train}, {&files.valid, &data.valid}, {&files.test, &data.test}};
     for (const auto& [path, split] : splits) {
@@ -612,6 +635,7 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         std::vector<Request>* out = split;
         const ReadStats stats = detail::for_each_parsed(*path, options, &width, [&](const RawRequest& raw, std::size_t) {
             out->push_back(map_request(raw, products, data.vocab, options));
+            apply_candidate_order(out->back(), data.candidate_order, options.order_seed);
         });
         detail::add_stats(data.requests_stats, stats);
         check_width(*path, width, stats.records);
@@ -628,16 +652,25 @@ struct LoadedRequests {
     std::vector<Request> requests;
     std::size_t dense_dim = 0;
     ReadStats stats;
+    CandidateOrder candidate_order = CandidateOrder::as_logged;  // as applied
 };
 
 /// Reads a requests file against existing vocabularies (a trained model's), e.g. to rerank
-/// new traffic: ids the vocabularies do not know map to row 0.
+/// new traffic: ids the vocabularies do not know map to row 0. Pass the order the model
+/// was trained with (as_logged or shuffle); `auto` decides from this file alone, which
+/// costs one more pass.
 inline LoadedRequests load_requests_file(const std::string& path, const ProductTable& products,
                                          const Vocabularies& vocab, const LoadOptions& options = {}) {
     check_options(options);
     LoadedRequests out;
+    out.candidate_order = options.candidate_order;
+    if (out.candidate_order == CandidateOrder::automatic) {
+        const ReadStats first = detail::for_each_parsed(path, options, nullptr, [](const RawRequest&, std::size_t) {});
+        out.candidate_order = resolve_candidate_order(CandidateOrder::automatic, first.order);
+    }
     out.stats = detail::for_each_parsed(path, options, &out.dense_dim, [&](const RawRequest& raw, std::size_t) {
         out.requests.push_back(map_request(raw, products, vocab, options));
+        apply_candidate_order(out.requests.back(), out.candidate_order, options.order_seed);
     });
     return out;
 }

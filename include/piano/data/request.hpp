@@ -6,7 +6,8 @@
 //
 //   query       [T]         term rows of the current query (T may be 0)
 //   history     [H]         past events, oldest first (H may be 0)
-//   candidates  [L]         the first-stage list, in first-stage order (L >= 1)
+//   candidates  [L]         the first-stage list, in first-stage order (L >= 1), or in a
+//                           seeded random order when first_stage_order is false
 #pragma once
 
 #include <cstdint>
@@ -93,6 +94,10 @@ struct Request {
     std::vector<HistoryEvent> history;  // [H], oldest first
     std::vector<Candidate> candidates;  // [L], first-stage order
     SourcePos source;
+    // false: the order of `candidates` carries no first-stage information (the log's own
+    // order gave the labels away and was shuffled, see candidate_order.hpp), so a model
+    // must not read positions from it.
+    bool first_stage_order = true;
 };
 
 }  // namespace piano::data

@@ -69,6 +69,7 @@ inline data::Batch slice_batch(const data::Batch& batch, Index begin, Index end)
     b.cand_offsets = rebase(batch.cand_offsets, begin, end);
     for (std::size_t f = 0; f < b.cand_fields.size(); ++f) b.cand_fields[f] = cut(batch.cand_fields[f], c0, c1);
     b.cand_pos = cut(batch.cand_pos, c0, c1);
+    if (!batch.first_stage_order.empty()) b.first_stage_order = cut(batch.first_stage_order, begin, end);
     b.dense_dim = batch.dense_dim;
     b.cand_dense = cut(batch.cand_dense, c0 * batch.dense_dim, c1 * batch.dense_dim);
     // Labels may be absent at inference; they are cut only when there is one per candidate.
