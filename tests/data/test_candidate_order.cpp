@@ -109,7 +109,7 @@ TEST_CASE("the real JDsearch sample is label-sorted and is shuffled", "[data][or
     CHECK(order.label_sorted == 3);
     CHECK(order.expected_label_sorted < 0.05);
     CHECK(order.label_sorted_beyond_chance());
-    CHECK(data.candidate_order == CandidateOrder::shuffle);
+    CHECK(data.recipe.candidate_order == CandidateOrder::shuffle);
     REQUIRE(data.train.size() == 3);
 
     LoadOptions logged;
@@ -177,7 +177,7 @@ TEST_CASE("auto keeps the simulator's order: it is a real first-stage order", "[
     // Position bias puts clicks on top more often than chance, but far from always.
     CHECK(static_cast<double>(order.label_sorted) > order.expected_label_sorted);
     CHECK_FALSE(order.label_sorted_beyond_chance());
-    CHECK(data.candidate_order == CandidateOrder::as_logged);
+    CHECK(data.recipe.candidate_order == CandidateOrder::as_logged);
     for (const Request& r : data.train) REQUIRE(r.first_stage_order);
 }
 

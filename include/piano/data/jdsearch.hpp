@@ -42,6 +42,7 @@
 
 #include "piano/core/error.hpp"
 #include "piano/data/candidate_order.hpp"
+#include "piano/data/recipe.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 #include "piano/data/vocabulary.hpp"
@@ -209,7 +210,7 @@ inline Behavior parse_behavior(std::string_view text, const SourcePos& where, st
 }
 
 /// Calls fn(line, line_no) for every data line of `path`: the `\r` of a `\r\n` end is
-/// dropped, blank lines are skipped, and line 1 is skipped when it starts with
+/// dropped, blank lines are skipped, and line 1 is skipped when it starts with a non-empty
 /// `header_prefix` (a header). Reads one line at a time.
 template <typename Fn>
 void for_each_data_line(const std::string& path, std::string_view header_prefix, Fn&& fn) {
@@ -221,7 +222,9 @@ void for_each_data_line(const std::string& path, std::string_view header_prefix,
         ++line_no;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
-        if (line_no == 1 && std::string_view(line).substr(0, header_prefix.size()) == header_prefix) continue;
+        if (line_no == 1 && !header_prefix.empty() &&
+            std::string_view(line).substr(0, header_prefix.size()) == header_prefix)
+            continue;
         fn(std::string_view(line), line_no);
     }
     if (in.bad()) throw DataError(path, line_no, "file", "read error");
@@ -509,7 +512,7 @@ struct JdsearchDataset {
     ReadStats products_stats;    // the products file
     ReadStats requests_stats;    // all requests files together
     ReadStats train_stats;       // the pass that decides `auto`: train.txt, or all of requests.txt
-    CandidateOrder candidate_order = CandidateOrder::as_logged;  // as applied: as_logged or shuffle
+    DataRecipe recipe;           // how it was read: the format, the candidate order as applied, its seed
 };
 
 /// The files of a data directory: `products.txt` and either `requests.txt` or `train.txt`
@@ -607,13 +610,14 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         };
         data.train_stats = detail::for_each_parsed(files.requests, options, nullptr, count_train);
         data.vocab = builders.build(options.capacity);
-        data.candidate_order = resolve_candidate_order(options.candidate_order, data.train_stats.order);
+        data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
+                   options.order_seed};
         std::size_t width = 0;
         data.requests_stats = detail::for_each_parsed(
             files.requests, options, &width, [&](const RawRequest& raw, std::size_t i) {
                 const Split s = split_of(raw, i);
                 Request r = map_request(raw, products, data.vocab, options);
-                apply_candidate_order(r, data.candidate_order, options.order_seed);
+                apply_candidate_order(r, data.recipe.candidate_order, options.order_seed);
                 (s == Split::train ? data.train : s == Split::valid ? data.valid : data.test).push_back(std::move(r));
             });
         check_width(files.requests, width, data.requests_stats.records);
@@ -624,7 +628,8 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
     data.train_stats =
         detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
     data.vocab = builders.build(options.capacity);
-    data.candidate_order = resolve_candidate_order(options.candidate_order, data.train_stats.order);
+    data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
+                   options.order_seed};
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {
         {&files.train, &data.train}, {&files.valid, &data.valid}, {&files.test, &data.test}};
     for (const auto& [path, split] : splits) {
@@ -635,7 +640,7 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         std::vector<Request>* out = split;
         const ReadStats stats = detail::for_each_parsed(*path, options, &width, [&](const RawRequest& raw, std::size_t) {
             out->push_back(map_request(raw, products, data.vocab, options));
-            apply_candidate_order(out->back(), data.candidate_order, options.order_seed);
+            apply_candidate_order(out->back(), data.recipe.candidate_order, options.order_seed);
         });
         detail::add_stats(data.requests_stats, stats);
         check_width(*path, width, stats.records);
