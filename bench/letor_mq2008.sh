@@ -7,7 +7,7 @@
 #
 # Usage: bench/letor_mq2008.sh
 # Environment: DATA (default ../shared/data/letor-mq2008 beside the checkout), BUILD_DIR
-# (default build-letor in the checkout), PYTHON (default /usr/bin/python3, with Debian's
+# (default build/letor in the checkout), PYTHON (default /usr/bin/python3, with Debian's
 # python3-xgboost), MODELS (default "prm piano"), EPOCHS (default 30), ROUNDS (XGBoost's
 # boosting rounds, default 100), SEED (default 1).
 #
@@ -17,7 +17,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$ROOT/../shared/data/letor-mq2008}
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-letor}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build/letor}
 PYTHON=${PYTHON:-/usr/bin/python3}
 MODELS=${MODELS:-"prm piano"}
 EPOCHS=${EPOCHS:-30}
@@ -104,7 +104,7 @@ run test.txt vali.txt
 echo
 echo "| train -> test | system | NDCG@5 | NDCG@10 |"
 echo "|---|---|---:|---:|"
-sed 's/^/| /; s/|/ | /g; s/$/ |/' "$ROWS" | sed 's/^|  /| /'
+sed 's/|/ | /g; s/^/| /; s/$/ |/' "$ROWS"
 echo
 echo "piano: config tiny, $EPOCHS epochs, seed $SEED, no validation split; xgboost $("$PYTHON" -c 'import xgboost; print(xgboost.__version__)'): rank:ndcg, $ROUNDS rounds, default parameters."
 echo "NDCG over queries with a relevant document (grades = MQ2008's labels 0/1/2, gain 2^g - 1), computed by piano::metrics."

@@ -97,6 +97,7 @@ TEST_CASE("a malformed LETOR line names its file, line and field", "[data][letor
         {"feature_order.txt", 1, "feature", "index 1 after index 2"},
         {"feature_index_zero.txt", 1, "feature", "the index is not an integer >= 1"},
         {"feature_no_colon.txt", 1, "feature", "'5' is not '<index>:<value>'"},
+        {"feature_index_huge.txt", 1, "feature", "index above the limit of 100000 features"},
         {"line_too_short.txt", 1, "line", "expected '<label> qid:<query>"},
     };
     for (const Case& c : cases) {
