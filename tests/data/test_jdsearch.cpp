@@ -18,7 +18,6 @@ using piano::testing::TempDir;
 
 namespace {
 
-const std::string kSample = std::string(PIANO_SHARED_DIR) + "/data/jdsearch-sample/";
 const std::string kFixtures = std::string(PIANO_TEST_FIXTURES) + "/jdsearch/";
 
 /// The DataError that streaming `file` throws (or a failed check when it throws none).
@@ -39,12 +38,15 @@ std::vector<long> source_lines(const std::vector<Request>& requests) {
     return lines;
 }
 
+/// A file of the real JDsearch sample (../shared/data/jdsearch-sample), for [shared] tests.
+std::string sample(const std::string& name) { return piano::testing::shared_data("jdsearch-sample/" + name); }
+
 }  // namespace
 
 TEST_CASE("the real JDsearch sample loads exactly", "[data][shared]") {
     JdsearchFiles files;
-    files.products = kSample + "product_meta_data_sample.txt";
-    files.train = kSample + "user_behavior_data_sample.txt";
+    files.products = sample("product_meta_data_sample.txt");
+    files.train = sample("user_behavior_data_sample.txt");
     const JdsearchDataset data = load_jdsearch(files);
 
     REQUIRE(data.train.size() == 3);
@@ -95,13 +97,98 @@ TEST_CASE("the real JDsearch sample loads exactly", "[data][shared]") {
 TEST_CASE("the sample streams record by record with string ids", "[data][shared]") {
     std::vector<std::size_t> candidates;
     std::string first_wid;
-    const ReadStats stats = for_each_request(kSample + "user_behavior_data_sample.txt", [&](const RawRequest& r) {
+    const ReadStats stats = for_each_request(sample("user_behavior_data_sample.txt"), [&](const RawRequest& r) {
         if (candidates.empty()) first_wid = r.candidates.front().item;
         candidates.push_back(r.candidates.size());
     });
     CHECK(stats.records == 3);
     CHECK(candidates == std::vector<std::size_t>{90, 89, 83});
     CHECK(first_wid == "36098226");
+}
+
+TEST_CASE("a file in JDsearch's exact byte layout loads exactly", "[data]") {
+    // layout/: header lines, \030 between terms, `-1` history queries, H+1 time gaps, an
+    // empty history, candidates and history items without a product row, empty metadata.
+    JdsearchFiles files;
+    files.products = kFixtures + "layout/products.txt";
+    files.train = kFixtures + "layout/requests.txt";
+    const JdsearchDataset data = load_jdsearch(files);
+    REQUIRE(data.train.size() == 3);
+    CHECK(data.products_stats.records == 5);
+    CHECK(data.requests_stats.records == 3);
+    CHECK(data.requests_stats.skipped == 0);
+
+    const std::size_t L[] = {5, 4, 3}, H[] = {4, 1, 0}, T[] = {3, 1, 2};
+    const int clicks[] = {1, 2, 0}, convs[] = {0, 1, 0};
+    for (std::size_t i = 0; i < 3; ++i) {
+        const Request& r = data.train[i];
+        INFO("request " << i);
+        CHECK(r.source.line == static_cast<long>(i) + 2);  // line 1 is the header
+        CHECK(r.candidates.size() == L[i]);
+        CHECK(r.history.size() == H[i]);
+        CHECK(r.query.size() == T[i]);
+        int n_click = 0, n_conv = 0;
+        for (const Candidate& c : r.candidates) {
+            n_click += c.click;
+            n_conv += c.conv;
+            CHECK(c.fields.item != kUnknownRow);
+        }
+        CHECK(n_click == clicks[i]);
+        CHECK(n_conv == convs[i]);
+    }
+    const Request& first = data.train[0];
+    // Candidate 2 (41000009) has no product row: its metadata rows are the unknown row.
+    CHECK(first.candidates[2].fields.brand == kUnknownRow);
+    CHECK(first.candidates[2].fields.cate1 == kUnknownRow);
+    // Candidate 4 (41000004) has a product row with an empty brand and shop.
+    CHECK(first.candidates[4].fields.brand == kUnknownRow);
+    CHECK(first.candidates[4].fields.shop == kUnknownRow);
+    CHECK(first.candidates[4].fields.cate1 != kUnknownRow);
+    CHECK(first.candidates[0].fields.cate4 != kUnknownRow);
+    // History: two terms, `-1`, `-1`, one term; types CLICK ORD CART FLW.
+    CHECK(first.history[0].has_query);
+    CHECK(first.history[0].query.size() == 2);
+    CHECK_FALSE(first.history[1].has_query);
+    CHECK(first.history[1].query.empty());
+    CHECK_FALSE(first.history[2].has_query);
+    CHECK(first.history[3].query.size() == 1);
+    CHECK(first.history[0].type == Behavior::click);
+    CHECK(first.history[1].type == Behavior::purchase);
+    CHECK(first.history[2].type == Behavior::cart);
+    CHECK(first.history[3].type == Behavior::follow);
+    // Time list 0_120_35_9000_4500: each event's gap to the search is the sum after it.
+    CHECK(first.history[0].gap == 120 + 35 + 9000 + 4500);
+    CHECK(first.history[1].gap == 35 + 9000 + 4500);
+    CHECK(first.history[2].gap == 9000 + 4500);
+    CHECK(first.history[3].gap == 4500);
+    CHECK(data.train[1].history[0].gap == 86400);
+    // The history item 41000008 has no product row either.
+    CHECK(first.history[1].fields.brand == kUnknownRow);
+    // The same term id means the same row in the query and in a history query.
+    CHECK(first.query[0] == first.history[0].query[0]);
+    CHECK(data.train[2].query[0] == first.query[0]);
+}
+
+TEST_CASE("the layout fixture has the real sample's header lines byte for byte", "[data][shared]") {
+    using piano::testing::lines_of;
+    CHECK(lines_of(sample("user_behavior_data_sample.txt")).front() ==
+          lines_of(kFixtures + "layout/requests.txt").front());
+    CHECK(lines_of(sample("product_meta_data_sample.txt")).front() ==
+          lines_of(kFixtures + "layout/products.txt").front());
+}
+
+TEST_CASE("a file in JDsearch's exact byte layout streams with string ids", "[data]") {
+    std::vector<std::size_t> candidates;
+    std::vector<std::string> first_wids, first_terms;
+    const ReadStats stats = for_each_request(kFixtures + "layout/requests.txt", [&](const RawRequest& r) {
+        candidates.push_back(r.candidates.size());
+        first_wids.push_back(r.candidates.front().item);
+        first_terms.push_back(r.query.empty() ? std::string() : r.query.front());
+    });
+    CHECK(stats.records == 3);
+    CHECK(candidates == std::vector<std::size_t>{5, 4, 3});
+    CHECK(first_wids == std::vector<std::string>{"41000001", "41000005", "41000003"});
+    CHECK(first_terms == std::vector<std::string>{"72000001", "72000006", "72000001"});
 }
 
 TEST_CASE("a fixed-split directory maps ids to rows built from train only", "[data]") {
@@ -453,9 +540,9 @@ TEST_CASE("capacities hash the loader's long tail, and vocabularies round-trip t
     }
     for (const char* id : {"101", "102", "103", "104", "999"}) CHECK(back[Table::item].row(id) == items.row(id));
 
-    // The sample's own file names work through explicit paths, and as a directory too.
-    fs::copy_file(kSample + "product_meta_data_sample.txt", dir / "products.txt");
-    fs::copy_file(kSample + "user_behavior_data_sample.txt", dir / "requests.txt");
+    // A directory of products.txt and requests.txt in JDsearch's exact layout loads whole.
+    fs::copy_file(kFixtures + "layout/products.txt", dir / "products.txt");
+    fs::copy_file(kFixtures + "layout/requests.txt", dir / "requests.txt");
     LoadOptions all_train;
     all_train.train_fraction = 1.0;
     all_train.valid_fraction = 0.0;

@@ -100,13 +100,11 @@ TEST_CASE("request files have the JDsearch header and field layout", "[data][sim
     const std::string product_header =
         "wid\tname\tbrand_id\tbrand_name\tcate_id_1\tcate_name_1\tcate_id_2\tcate_name_2\tcate_id_3\tcate_name_3\t"
         "cate_id_4\tcate_name_4\tshop_id";
-#ifdef PIANO_SHARED_DIR
-    const fs::path sample = fs::path(PIANO_SHARED_DIR) / "data" / "jdsearch-sample";
-    if (fs::exists(sample)) {  // the real files' first lines, byte for byte
-        CHECK(lines_of(sample / "user_behavior_data_sample.txt").front() == request_header);
-        CHECK(lines_of(sample / "product_meta_data_sample.txt").front() == product_header);
-    }
-#endif
+    // The project's fixture in JDsearch's exact layout (whose headers the [shared] test
+    // below holds to the real files) starts with the same lines.
+    const fs::path layout = fs::path(PIANO_TEST_FIXTURES) / "jdsearch" / "layout";
+    CHECK(lines_of(layout / "requests.txt").front() == request_header);
+    CHECK(lines_of(layout / "products.txt").front() == product_header);
     const std::vector<std::string> products = lines_of(dir / "products.txt");
     REQUIRE(products.size() == sim.world.songs.size() + 1);
     CHECK(products.front() == product_header);

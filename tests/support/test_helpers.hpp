@@ -103,4 +103,16 @@ inline std::vector<std::string> lines_of(const std::filesystem::path& path) {
     return lines;
 }
 
+/// `relative` under the shared data folder beside the checkout (`../shared/data`), for
+/// the tests tagged [shared]. CTest registers those only when the folder exists
+/// (tests/CMakeLists.txt, which also needs the tag on the TEST_CASE line to name them);
+/// run by hand without it, the test fails here saying what it needs, never passes.
+inline std::string shared_data(const std::string& relative) {
+    const std::filesystem::path root = std::filesystem::path(PIANO_SHARED_DIR) / "data";
+    if (!std::filesystem::exists(root))
+        FAIL("this [shared] test reads real data from " << root.string()
+                                                        << ", which does not exist; exclude it with ~[shared]");
+    return (root / relative).string();
+}
+
 }  // namespace piano::testing
