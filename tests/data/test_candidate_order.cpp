@@ -99,7 +99,7 @@ TEST_CASE("the shuffle is a permutation fixed by seed and line", "[data][order]"
 }
 
 TEST_CASE("the real JDsearch sample is label-sorted and is shuffled", "[data][order][shared]") {
-    const std::string sample = std::string(PIANO_SHARED_DIR) + "/data/jdsearch-sample/";
+    const std::string sample = piano::testing::shared_data("jdsearch-sample/");
     JdsearchFiles files;
     files.products = sample + "product_meta_data_sample.txt";
     files.train = sample + "user_behavior_data_sample.txt";

@@ -134,7 +134,7 @@ TEST_CASE("the shared MQ2008 files read as their README counts them", "[data][le
                                {"test.txt", 156, 2874, 105, 2319, 378, 177, 6, 119}};
     for (const Counts& c : expected) {
         INFO(c.file);
-        const std::string path = std::string(PIANO_SHARED_DIR) + "/data/letor-mq2008/" + c.file;
+        const std::string path = piano::testing::shared_data(std::string("letor-mq2008/") + c.file);
         CHECK(letor_feature_count(path) == 46);
         const LoadedRequests loaded = load_letor_file(path, 46, letor_options());
         CHECK(loaded.requests.size() == c.queries);
