@@ -9,10 +9,12 @@
 # Environment: DATA (default ../shared/data/letor-mq2008 beside the checkout), BUILD_DIR
 # (default build/letor in the checkout), PYTHON (default /usr/bin/python3, with Debian's
 # python3-xgboost), MODELS (default "prm piano"), EPOCHS (default 30), ROUNDS (XGBoost's
-# boosting rounds, default 100), SEED (default 1).
+# boosting rounds, default 100), SEEDS (piano's seeds, default "1 2 3").
 #
 # Neither system gets a validation split (the fold's training file is not in the share):
 # both train for a fixed budget with their default settings (piano: the tiny config).
+# Each piano model is trained once per seed and its row gives the mean and the range;
+# XGBoost's training is deterministic, so it runs once.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +24,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 MODELS=${MODELS:-"prm piano"}
 EPOCHS=${EPOCHS:-30}
 ROUNDS=${ROUNDS:-100}
-SEED=${SEED:-1}
+SEEDS=${SEEDS:-"1 2 3"}
 
 if ! "$PYTHON" -c "import xgboost" 2>/dev/null; then
   echo "letor_mq2008.sh: $PYTHON cannot import xgboost; apt-get install python3-xgboost" >&2
@@ -41,7 +43,7 @@ LETOR_NDCG=$BUILD_DIR/bench/letor_ndcg
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-ROWS=$WORK/rows.txt
+ROWS=$WORK/rows.txt  # direction|system|seed|ndcg@5|ndcg@10, one line per run
 
 # One direction of the split: train on $1, test on $2.
 run() {
@@ -50,16 +52,19 @@ run() {
   ln -s "$DATA/$train" "$dir/data/train.txt"
   ln -s "$DATA/$test" "$dir/data/test.txt"
   for model in $MODELS; do
-    echo "training $model on $train ..." >&2
-    "$PIANO" train --format letor --data "$dir/data" --model "$model" --out "$dir/$model" --config tiny \
-      --epochs "$EPOCHS" --seed "$SEED" >"$dir/$model.log"
-    "$PIANO" eval --data "$dir/data" --checkpoint "$dir/$model/best.ckpt" --csv "$dir/$model.csv" >/dev/null
-    # The model's row: model,...,ndcg@5 (column 6), ndcg@10 (column 7).
-    awk -F, -v m="$model" -v d="$train -> $test" '$1 == m { printf "%s|%s|%.4f|%.4f\n", d, m, $6, $7 }' \
-      "$dir/$model.csv" >>"$ROWS"
+    for seed in $SEEDS; do
+      echo "training $model on $train, seed $seed ..." >&2
+      out=$dir/$model-$seed
+      "$PIANO" train --format letor --data "$dir/data" --model "$model" --out "$out" --config tiny \
+        --epochs "$EPOCHS" --seed "$seed" >"$out.log"
+      "$PIANO" eval --data "$dir/data" --checkpoint "$out/best.ckpt" --csv "$out.csv" >/dev/null
+      # The model's row: model,...,ndcg@5 (column 6), ndcg@10 (column 7).
+      awk -F, -v m="$model" -v s="$seed" -v d="$train -> $test" \
+        '$1 == m { printf "%s|%s|%s|%s|%s\n", d, m, s, $6, $7 }' "$out.csv" >>"$ROWS"
+    done
   done
   echo "training xgboost rank:ndcg on $train ..." >&2
-  "$PYTHON" - "$DATA/$train" "$DATA/$test" "$dir/xgb_scores.txt" "$ROUNDS" "$SEED" <<'PY'
+  "$PYTHON" - "$DATA/$train" "$DATA/$test" "$dir/xgb_scores.txt" "$ROUNDS" <<'PY'
 import sys
 import numpy as np
 import xgboost as xgb
@@ -86,25 +91,34 @@ def read_letor(path):
         groups[-1] += 1
     return np.array(labels), groups, x
 
-train_path, test_path, out_path, rounds, seed = sys.argv[1:6]
+train_path, test_path, out_path, rounds = sys.argv[1:5]
 y, groups, x = read_letor(train_path)
 train = xgb.DMatrix(x, label=y)
 train.set_group(groups)
-booster = xgb.train({"objective": "rank:ndcg", "seed": int(seed)}, train, num_boost_round=int(rounds))
+booster = xgb.train({"objective": "rank:ndcg"}, train, num_boost_round=int(rounds))
 _, _, x_test = read_letor(test_path)
 np.savetxt(out_path, booster.predict(xgb.DMatrix(x_test)), fmt="%.9g")
 PY
   set -- $("$LETOR_NDCG" "$DATA/$test" "$dir/xgb_scores.txt")
-  printf "%s|xgboost rank:ndcg|%.4f|%.4f\n" "$train -> $test" "$1" "$2" >>"$ROWS"
+  printf "%s|xgboost rank:ndcg|-|%s|%s\n" "$train -> $test" "$1" "$2" >>"$ROWS"
 }
 
 run vali.txt test.txt
 run test.txt vali.txt
 
 echo
-echo "| train -> test | system | NDCG@5 | NDCG@10 |"
-echo "|---|---|---:|---:|"
-sed 's/|/ | /g; s/^/| /; s/$/ |/' "$ROWS"
+echo "| train -> test | system | runs | NDCG@5 mean (min-max) | NDCG@10 mean (min-max) |"
+echo "|---|---|---:|---|---|"
+# Rows in order of first appearance, each system's runs pooled.
+awk -F'|' '
+  { key = $1 "|" $2
+    if (!(key in n)) { order[++keys] = key; lo5[key] = hi5[key] = $4; lo10[key] = hi10[key] = $5 }
+    n[key]++; s5[key] += $4; s10[key] += $5
+    if ($4 < lo5[key]) lo5[key] = $4; if ($4 > hi5[key]) hi5[key] = $4
+    if ($5 < lo10[key]) lo10[key] = $5; if ($5 > hi10[key]) hi10[key] = $5 }
+  END { for (k = 1; k <= keys; k++) { key = order[k]; split(key, part, "|")
+          printf "| %s | %s | %d | %.4f (%.4f-%.4f) | %.4f (%.4f-%.4f) |\n", part[1], part[2], n[key],
+                 s5[key] / n[key], lo5[key], hi5[key], s10[key] / n[key], lo10[key], hi10[key] } }' "$ROWS"
 echo
-echo "piano: config tiny, $EPOCHS epochs, seed $SEED, no validation split; xgboost $("$PYTHON" -c 'import xgboost; print(xgboost.__version__)'): rank:ndcg, $ROUNDS rounds, default parameters."
-echo "NDCG over queries with a relevant document (grades = MQ2008's labels 0/1/2, gain 2^g - 1), computed by piano::metrics."
+echo "piano: config tiny, $EPOCHS epochs, seeds $SEEDS, no validation split; xgboost $("$PYTHON" -c 'import xgboost; print(xgboost.__version__)'): rank:ndcg, $ROUNDS rounds, default parameters."
+echo "NDCG over the test file's queries with a relevant document (grades = MQ2008's labels 0/1/2, gain 2^g - 1), computed by piano::metrics."
