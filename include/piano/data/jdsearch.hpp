@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -109,15 +110,38 @@ struct RawProduct {
 /// wid -> metadata. Products absent from it keep row 0 in every field but their item id.
 using ProductTable = std::unordered_map<std::string, RawProduct>;
 
-inline constexpr std::size_t kRequestFieldCount = 7;  // plus the optional candidate_dense_list
-inline constexpr std::size_t kProductFieldCount = 13;
-
-namespace detail {
-
-// The separators of the format: fields, list elements, terms (and dense values).
+// The format, written once: the reader below and the simulator's writer both use these.
+// The separators: fields, list elements, terms (and dense values).
 inline constexpr char kFieldSep = '\t';
 inline constexpr char kListSep = '_';
 inline constexpr char kTermSep = '\030';
+
+/// The columns of each file, in order; a file's header line is its names joined by tabs.
+inline constexpr const char* kRequestFields[] = {"query",           "candidate_wid_list", "candidate_label_list",
+                                                 "history_qry_list", "history_wid_list",   "history_type_list",
+                                                 "history_time_list"};
+inline constexpr const char* kDenseField = "candidate_dense_list";  // optional 8th column
+inline constexpr const char* kProductFields[] = {"wid",         "name",      "brand_id",    "brand_name", "cate_id_1",
+                                                 "cate_name_1", "cate_id_2", "cate_name_2", "cate_id_3",  "cate_name_3",
+                                                 "cate_id_4",   "cate_name_4", "shop_id"};
+inline constexpr std::size_t kRequestFieldCount = std::size(kRequestFields);
+inline constexpr std::size_t kProductFieldCount = std::size(kProductFields);
+
+/// The header line of a file with `fields`, without its line end.
+template <std::size_t N>
+std::string header_line(const char* const (&fields)[N]) {
+    std::string line;
+    for (std::size_t k = 0; k < N; ++k) line += (k ? std::string(1, kFieldSep) : std::string()) + fields[k];
+    return line;
+}
+
+namespace detail {
+
+/// What line 1 starts with when it is a header: the first column's name and a tab.
+template <std::size_t N>
+std::string header_prefix(const char* const (&fields)[N]) {
+    return std::string(fields[0]) + kFieldSep;
+}
 
 /// Every piece between separators, empty ones included: "a__b" -> {a, "", b}; "" -> {""}.
 inline std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -202,10 +226,8 @@ inline std::int64_t parse_time(std::string_view text, const SourcePos& where, st
 }
 
 inline Behavior parse_behavior(std::string_view text, const SourcePos& where, std::size_t k) {
-    if (text == "CLICK") return Behavior::click;
-    if (text == "CART") return Behavior::cart;
-    if (text == "ORD") return Behavior::purchase;
-    if (text == "FLW") return Behavior::follow;
+    for (int b = 0; b < kBehaviorCount; ++b)
+        if (text == kBehaviorCodes[b]) return static_cast<Behavior>(b);
     fail(where, "history_type_list", element(k) + "unknown behaviour " + quoted(text) + " (expected CLICK, CART, ORD or FLW)");
 }
 
@@ -340,7 +362,7 @@ inline RawRequest parse_request_line(std::string_view line, const SourcePos& whe
 /// wid and metadata. Empty fields are missing values. `where` names the line in errors.
 inline std::pair<std::string, RawProduct> parse_product_line(std::string_view line, const SourcePos& where) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const auto f = detail::split(line, detail::kFieldSep);
+    const auto f = detail::split(line, kFieldSep);
     if (f.size() != kProductFieldCount)
         detail::fail(where, "line", "expected 13 tab-separated fields, found " + std::to_string(f.size()));
     if (f[0].empty()) detail::fail(where, "wid", "is empty");
@@ -357,7 +379,7 @@ inline ProductTable read_products(const std::string& path, const LoadOptions& op
                                   ReadStats* stats = nullptr) {
     ProductTable products;
     ReadStats local;
-    detail::for_each_data_line(path, "wid\t", [&](std::string_view line, long line_no) {
+    detail::for_each_data_line(path, detail::header_prefix(kProductFields), [&](std::string_view line, long line_no) {
         const SourcePos where{path, line_no};
         try {
             auto [wid, product] = parse_product_line(line, where);
@@ -387,7 +409,7 @@ ReadStats for_each_parsed(const std::string& path, const LoadOptions& options, s
     bool width_known = false;
     std::size_t width = 0;
     std::size_t ordinal = 0;
-    for_each_data_line(path, "query\t", [&](std::string_view line, long line_no) {
+    for_each_data_line(path, header_prefix(kRequestFields), [&](std::string_view line, long line_no) {
         const SourcePos where{path, line_no};
         try {
             RawRequest raw = parse_request_line(line, where, options);
@@ -548,7 +570,7 @@ enum class Split : std::uint8_t { train, valid, test };
 /// the line ordinals seeded with split_seed. Needs N, so the file is counted first.
 inline std::vector<Split> assign_splits(const std::string& path, const LoadOptions& options) {
     std::size_t n = 0;
-    for_each_data_line(path, "query\t", [&](std::string_view, long) { ++n; });
+    for_each_data_line(path, header_prefix(kRequestFields), [&](std::string_view, long) { ++n; });
     std::vector<std::size_t> order(n);
     for (std::size_t i = 0; i < n; ++i) order[i] = i;
     std::mt19937_64 rng = seeded_generator(options.split_seed, 0);

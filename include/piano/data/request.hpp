@@ -66,6 +66,8 @@ enum class Behavior : std::uint8_t {
     follow,     // FLW: follows the shop (label) or artist
 };
 inline constexpr int kBehaviorCount = 4;
+/// The code of each Behavior in JDsearch files, in enum order.
+inline constexpr const char* kBehaviorCodes[kBehaviorCount] = {"CLICK", "CART", "ORD", "FLW"};
 
 struct HistoryEvent {
     std::vector<Row> query;  // [T_j] term rows; empty when has_query is false
