@@ -2,8 +2,10 @@
 // files, and a listwise model trained on LETOR requests.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 

@@ -117,10 +117,10 @@ inline constexpr char kListSep = '_';
 inline constexpr char kTermSep = '\030';
 
 /// The columns of each file, in order; a file's header line is its names joined by tabs.
+/// A requests line may add an 8th column, candidate_dense_list, which no header names.
 inline constexpr const char* kRequestFields[] = {"query",           "candidate_wid_list", "candidate_label_list",
                                                  "history_qry_list", "history_wid_list",   "history_type_list",
                                                  "history_time_list"};
-inline constexpr const char* kDenseField = "candidate_dense_list";  // optional 8th column
 inline constexpr const char* kProductFields[] = {"wid",         "name",      "brand_id",    "brand_name", "cate_id_1",
                                                  "cate_name_1", "cate_id_2", "cate_name_2", "cate_id_3",  "cate_name_3",
                                                  "cate_id_4",   "cate_name_4", "shop_id"};

@@ -177,13 +177,23 @@ ReadStats for_each_letor_list(const std::string& path, const LoadOptions& option
     return stats;
 }
 
+namespace letor_detail {
+
+/// The largest feature index of a list (its rows' indices increase, so each row's last).
+inline std::size_t largest_index(const LetorList& list) {
+    std::size_t width = 0;
+    for (const auto& row : list.features)
+        if (!row.empty()) width = std::max(width, row.back().first);
+    return width;
+}
+
+}  // namespace letor_detail
+
 /// The largest feature index of a LETOR file (0 when it has none): its dense width.
 inline std::size_t letor_feature_count(const std::string& path, const LoadOptions& options = {}) {
     std::size_t width = 0;
-    for_each_letor_list(path, options, [&](const LetorList& list) {
-        for (const auto& row : list.features)
-            if (!row.empty()) width = std::max(width, row.back().first);
-    });
+    for_each_letor_list(path, options,
+                        [&](const LetorList& list) { width = std::max(width, letor_detail::largest_index(list)); });
     return width;
 }
 
@@ -258,10 +268,8 @@ inline JdsearchDataset load_letor(const JdsearchFiles& files, const LoadOptions&
     JdsearchDataset data;
     data.vocab = VocabularyBuilders{}.build(options.capacity);
     std::size_t width = 0;
-    data.train_stats = for_each_letor_list(files.train, options, [&](const LetorList& list) {
-        for (const auto& row : list.features)
-            if (!row.empty()) width = std::max(width, row.back().first);
-    });
+    data.train_stats = for_each_letor_list(
+        files.train, options, [&](const LetorList& list) { width = std::max(width, letor_detail::largest_index(list)); });
     data.dense_dim = width;
     data.recipe = {DataFormat::letor, resolve_candidate_order(options.candidate_order, data.train_stats.order),
                    options.order_seed};
