@@ -34,6 +34,7 @@ if [ "${PIANO_FUZZ_KEEP:-0}" != 1 ]; then trap 'rm -rf "$work"' EXIT; fi
 targets=(
   "fuzz_request_line:request_line:jdsearch.dict"
   "fuzz_product_line:product_line:jdsearch.dict"
+  "fuzz_letor_line:letor_line:"
   "fuzz_config:config:config.dict"
   "fuzz_checkpoint_binary:checkpoint_binary:"
   "fuzz_checkpoint_json:checkpoint_json:"

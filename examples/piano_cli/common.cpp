@@ -10,8 +10,10 @@
 #include <omp.h>
 #endif
 
+#include <piano/data/letor.hpp>
 #include <piano/data/simulator.hpp>
 #include <piano/io/checkpoint.hpp>
+#include <piano/metrics/random_order.hpp>
 #include <piano/model/factory.hpp>
 
 namespace piano_cli {
@@ -39,7 +41,10 @@ std::vector<Option> training_options() {
             {"lr", "RATE", "0.001", "Adam learning rate"},
             {"patience", "N", "2", "epochs without a better validation ndcg@10 before stopping; 0 = never"},
             {"threads", "N", "1", "OpenMP threads"},
-            {"seed", "N", "1", "seed of the initialisation, dropout and batch order"}};
+            {"seed", "N", "1", "seed of the initialisation, dropout and batch order"},
+            {"format", "jdsearch|letor", "jdsearch", "data directory format (docs/data.md)"},
+            {"candidate-order", "auto|as_logged|shuffle", "auto",
+             "keep or shuffle each logged list; auto shuffles a label-sorted log (docs/data.md)"}};
 }
 
 piano::PianoConfig config_from_args(const Args& args) {
@@ -63,8 +68,11 @@ piano::TrainOptions train_options_from_args(const Args& args, const std::string&
     return options;
 }
 
-piano::data::LoadOptions load_options(const piano::PianoConfig& config) {
+piano::data::LoadOptions load_options(const piano::PianoConfig& config, const piano::data::DataRecipe& recipe) {
     piano::data::LoadOptions options;
+    if (recipe.format == piano::data::DataFormat::letor) options = piano::data::letor_labels(options);
+    options.candidate_order = recipe.candidate_order;
+    options.order_seed = recipe.order_seed;
     options.capacity.terms = static_cast<std::size_t>(config.term_rows);
     options.capacity.items = static_cast<std::size_t>(config.item_rows);
     options.capacity.brands = static_cast<std::size_t>(config.brand_rows);
@@ -73,10 +81,28 @@ piano::data::LoadOptions load_options(const piano::PianoConfig& config) {
     return options;
 }
 
-piano::data::JdsearchDataset load_data(const std::string& dir, const piano::PianoConfig& config) {
+piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfig& config) {
+    using piano::data::CandidateOrder;
+    const std::string dir = args.str("data");
     if (!fs::is_directory(dir)) throw piano::DataError(dir, 0, "directory", "does not exist");
-    piano::data::JdsearchDataset data = piano::data::load_jdsearch_dir(dir, load_options(config));
+    piano::data::DataRecipe asked;
+    asked.format = piano::data::data_format_from_string(args.str("format"));
+    asked.candidate_order = piano::data::candidate_order_from_string(args.str("candidate-order"));
+    const piano::data::LoadOptions options = load_options(config, asked);
+    piano::data::JdsearchDataset data = asked.format == piano::data::DataFormat::letor
+                                            ? piano::data::load_letor(piano::data::letor_dir_files(dir), options)
+                                            : piano::data::load_jdsearch_dir(dir, options);
     if (data.train.empty()) throw piano::DataError(dir, 0, "train", "the training split holds no request");
+
+    const bool shuffled = data.recipe.candidate_order == CandidateOrder::shuffle;
+    std::cout << "candidate order: " << data.train_stats.order.summary() << "; "
+              << (shuffled ? "lists shuffled (seed " + std::to_string(data.recipe.order_seed) + "), models get no position"
+                           : std::string("kept as logged (a first-stage order)"))
+              << '\n';
+    if (shuffled && asked.candidate_order == CandidateOrder::automatic)
+        std::cerr << "piano: warning: " << dir
+                  << " lists its candidates label-sorted far beyond chance; that order gives the labels away, so "
+                     "each list is shuffled (--candidate-order as_logged keeps it)\n";
     return data;
 }
 
@@ -105,6 +131,7 @@ Fitted fit(const std::string& name, const piano::PianoConfig& config, const pian
     const auto start = std::chrono::steady_clock::now();
     fs::create_directories(options.out_dir);
     data.vocab.save_dir((fs::path(options.out_dir) / "vocab").string());
+    data.recipe.save((fs::path(options.out_dir) / "data.txt").string());
     Fitted fitted;
     fitted.model = piano::make_model<float>(name, fit_to_data(config, data));
     fitted.result = piano::train(*fitted.model, data.train, data.valid, options, log);
@@ -128,13 +155,21 @@ TrainedModel load_trained(const std::string& checkpoint_path) {
         throw piano::DataError(vocab.string(), 0, "directory",
                                "missing: a checkpoint needs the vocabularies it was trained with beside it");
     trained.vocab = piano::data::Vocabularies::load_dir(vocab.string());
+    const fs::path recipe = fs::path(checkpoint_path).parent_path() / "data.txt";
+    if (fs::exists(recipe)) trained.recipe = piano::data::DataRecipe::load(recipe.string());
     return trained;
 }
 
 std::vector<piano::data::Request> load_test_split(const std::string& dir, const TrainedModel& trained) {
     if (!fs::is_directory(dir)) throw piano::DataError(dir, 0, "directory", "does not exist");
+    const piano::data::LoadOptions options = load_options(trained.model->config(), trained.recipe);
+    if (trained.recipe.format == piano::data::DataFormat::letor) {
+        const piano::data::JdsearchFiles files = piano::data::letor_dir_files(dir);
+        if (files.test.empty()) throw piano::DataError(dir, 0, "test", "no test.txt");
+        const auto width = static_cast<std::size_t>(trained.model->config().dense_features);
+        return piano::data::load_letor_file(files.test, width, options).requests;
+    }
     const piano::data::JdsearchFiles files = piano::data::jdsearch_dir_files(dir);
-    const piano::data::LoadOptions options = load_options(trained.model->config());
     if (!files.test.empty()) {
         const auto products = piano::data::read_products(files.products, options);
         return piano::data::load_requests_file(files.test, products, trained.vocab, options).requests;
@@ -149,7 +184,7 @@ std::vector<piano::data::Request> load_test_split(const std::string& dir, const 
     return std::move(data.test);
 }
 
-piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::Request>& requests) {
+std::pair<std::string, piano::metrics::MetricTable> first_stage_row(const std::vector<piano::data::Request>& requests) {
     std::vector<piano::metrics::RequestPrediction> predictions;
     predictions.reserve(requests.size());
     for (const auto& r : requests) {
@@ -160,7 +195,9 @@ piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::
         }
         predictions.push_back(piano::metrics::first_stage_prediction(std::move(click), std::move(conv)));
     }
-    return piano::metrics::evaluate(predictions);
+    const bool logged = std::all_of(requests.begin(), requests.end(), [](const auto& r) { return r.first_stage_order; });
+    if (logged) return {"first-stage", piano::metrics::evaluate(predictions)};
+    return {"random order", piano::metrics::random_order_expectation(predictions)};
 }
 
 piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests,

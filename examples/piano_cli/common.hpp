@@ -5,6 +5,7 @@
 //   DIR/best.ckpt        the weights and the config map (with "model" = the model's name)
 //   DIR/vocab/*.vocab    the vocabularies built from the training split
 //   DIR/train_log.csv    one line per epoch (written by piano::train)
+//   DIR/data.txt         how the data was read: format and candidate order (data/recipe.hpp)
 // Every embedding table gets as many rows as its vocabulary needs, at most the configured
 // count: the configured `*_rows` cap the vocabulary (rarer ids are hashed into the cap, see
 // piano/data/vocabulary.hpp) and the model is then built with the vocabulary's row count,
@@ -19,9 +20,11 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <piano/data/jdsearch.hpp>
+#include <piano/data/recipe.hpp>
 #include <piano/metrics/evaluate.hpp>
 #include <piano/metrics/online.hpp>
 #include <piano/model/config.hpp>
@@ -60,13 +63,16 @@ std::vector<Option> training_options();
 /// --config ("tiny", "reference" or a `key = value` file over reference) with --seed.
 piano::PianoConfig config_from_args(const Args& args);
 piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir);
-/// Load options whose vocabulary caps are the config's table sizes.
-piano::data::LoadOptions load_options(const piano::PianoConfig& config);
+/// Load options whose vocabulary caps are the config's table sizes, with the labels of
+/// `recipe`'s format and its candidate order and seed.
+piano::data::LoadOptions load_options(const piano::PianoConfig& config, const piano::data::DataRecipe& recipe);
 
 // ---------------------------------------------------------------- data and models
 
-/// Loads a data directory for training, with the tables capped by `config`.
-piano::data::JdsearchDataset load_data(const std::string& dir, const piano::PianoConfig& config);
+/// Loads --data for training in --format, with the tables capped by `config` and the
+/// candidate order --candidate-order asks for. Prints one line on how label-sorted the
+/// training lists are and what was done about it (a warning too when `auto` shuffled).
+piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfig& config);
 
 struct Fitted {
     std::unique_ptr<Model> model;  // the best epoch's weights (piano::train puts them back)
@@ -74,8 +80,8 @@ struct Fitted {
     double seconds = 0.0;
 };
 
-/// Trains `name` on `data` into options.out_dir (best.ckpt, vocab/, train_log.csv), with
-/// every table sized to its vocabulary.
+/// Trains `name` on `data` into options.out_dir (best.ckpt, vocab/, data.txt,
+/// train_log.csv), with every table sized to its vocabulary.
 Fitted fit(const std::string& name, const piano::PianoConfig& config, const piano::data::JdsearchDataset& data,
            const piano::TrainOptions& options, std::ostream& log);
 
@@ -84,6 +90,7 @@ struct TrainedModel {
     std::string name;  // "piano", "prm", ...
     std::unique_ptr<Model> model;
     piano::data::Vocabularies vocab;
+    piano::data::DataRecipe recipe;  // data.txt; a model trained before it existed read JDsearch as logged
 };
 
 TrainedModel load_trained(const std::string& checkpoint_path);
@@ -96,7 +103,9 @@ std::vector<piano::data::Request> load_test_split(const std::string& dir, const 
 
 // ---------------------------------------------------------------- rows of the tables
 
-piano::metrics::MetricTable evaluate_first_stage(const std::vector<piano::data::Request>& requests);
+/// The first-stage row: the logged order as a ranker, or, when the requests' order was
+/// shuffled (no first-stage information), "random order" with its exact expectation.
+std::pair<std::string, piano::metrics::MetricTable> first_stage_row(const std::vector<piano::data::Request>& requests);
 /// The model's metric table; with `orders`, also its new order of every request.
 piano::metrics::MetricTable evaluate_model(Model& model, const std::vector<piano::data::Request>& requests,
                                            std::vector<std::vector<std::size_t>>* orders = nullptr);

@@ -119,7 +119,7 @@ int run_compare(const Args& args) {
     fs::create_directories(out);
 
     std::cout << "loading " << data_dir << " ...\n";
-    const piano::data::JdsearchDataset data = load_data(data_dir, config);
+    const piano::data::JdsearchDataset data = load_data(args, config);
     if (data.test.empty()) throw piano::DataError(data_dir, 0, "test", "compare needs a test split");
     std::cout << "train " << data.train.size() << ", valid " << data.valid.size() << ", test " << data.test.size()
               << " requests\n";
@@ -136,7 +136,7 @@ int run_compare(const Args& args) {
                 std::to_string(data.valid.size()) + ", test " + std::to_string(data.test.size()) + "\n";
     write_text(out / "settings.txt", settings);
 
-    const Row first_stage{"first-stage", evaluate_first_stage(data.test)};
+    const Row first_stage = first_stage_row(data.test);
     std::vector<Outcome> outcomes(models.size());
     std::mutex mutex;  // guards std::cout, `outcomes` and the files rewritten as models finish
 

@@ -35,7 +35,7 @@ int run_eval(const Args& args) {
     if (test.empty()) throw piano::DataError(args.str("data"), 0, "test", "the test split holds no request");
 
     std::vector<std::pair<std::string, piano::metrics::MetricTable>> rows;
-    rows.emplace_back("first-stage", evaluate_first_stage(test));
+    rows.push_back(first_stage_row(test));
     std::vector<std::vector<std::size_t>> orders;
     rows.emplace_back(trained.name, evaluate_model(*trained.model, test, &orders));
     if (auto table = evaluate_oracle(args.str("data"), test)) rows.emplace_back("oracle", *table);

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <string>
 
+#include <piano/data/letor.hpp>
+
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -14,10 +16,11 @@ CommandSpec rerank_spec() {
             "rerank the candidate lists of a requests file with a trained model",
             "prints a header, then one tab-separated line per request:\n"
             "  line    the request's line in --requests\n"
-            "  order   candidate indices (0 = first in the first-stage list), best first\n"
+            "  order   candidate indices (0 = first in the file's list), best first\n"
             "  score   the rerank scores s_i = (1-lambda) log pCTR_i + lambda log pCTCVR_i, in the new order\n"
-            "The requests file is in the JDsearch format; labels are read but not used (write 0 for\n"
-            "new traffic). Ids the model never saw map to its unknown rows.\n",
+            "The requests file is in the model's format (JDsearch or LETOR, its data.txt says) and its\n"
+            "lists are ordered as at training (shuffled by the same seed when they were); labels are\n"
+            "read but not used (write 0 for new traffic). Ids the model never saw map to its unknown rows.\n",
             {{"checkpoint", "FILE", "", "best.ckpt of a trained model (its vocab/ directory beside it)", true},
              {"requests", "FILE", "", "requests to rerank", true},
              {"products", "FILE", "", "product metadata (default: products.txt beside --requests)"},
@@ -33,10 +36,16 @@ int run_rerank(const Args& args) {
         args.has("products") ? fs::path(args.str("products")) : requests_file.parent_path() / "products.txt";
 
     TrainedModel trained = load_trained(args.str("checkpoint"));
-    const piano::data::LoadOptions options = load_options(trained.model->config());
-    const auto products = piano::data::read_products(products_file.string(), options);
-    const auto loaded = piano::data::load_requests_file(requests_file.string(), products, trained.vocab, options);
+    const piano::data::LoadOptions options = load_options(trained.model->config(), trained.recipe);
+    const auto loaded =
+        trained.recipe.format == piano::data::DataFormat::letor
+            ? piano::data::load_letor_file(requests_file.string(),
+                                           static_cast<std::size_t>(trained.model->config().dense_features), options)
+            : piano::data::load_requests_file(requests_file.string(),
+                                              piano::data::read_products(products_file.string(), options),
+                                              trained.vocab, options);
     const auto& requests = loaded.requests;
+    const bool shuffled = loaded.candidate_order == piano::data::CandidateOrder::shuffle;
 
     std::cout << "line\torder\tscore\n";
     char number[32];
@@ -45,9 +54,14 @@ int run_rerank(const Args& args) {
         const auto results = trained.model->rerank(piano::data::make_batch(requests, begin, end));
         for (std::size_t k = 0; k < results.size(); ++k) {
             const piano::RerankResult& r = results[k];
+            // A shuffled list's index i is the file's candidate perm[i].
+            const std::size_t L = r.score.size();
+            const std::vector<std::size_t> perm =
+                shuffled ? piano::data::candidate_permutation(options.order_seed, requests[begin + k].source.line, L)
+                         : std::vector<std::size_t>();
             std::string order, score;
             for (std::size_t i : r.order) {
-                order += (order.empty() ? "" : " ") + std::to_string(i);
+                order += (order.empty() ? "" : " ") + std::to_string(shuffled ? perm[i] : i);
                 std::snprintf(number, sizeof number, "%.6f", r.score[i]);
                 score += (score.empty() ? "" : " ") + std::string(number);
             }

@@ -31,7 +31,7 @@ int run_train(const Args& args) {
     set_threads(options.threads);
 
     std::cout << "loading " << args.str("data") << " ...\n";
-    const piano::data::JdsearchDataset data = load_data(args.str("data"), config);
+    const piano::data::JdsearchDataset data = load_data(args, config);
     std::cout << "train " << data.train.size() << ", valid " << data.valid.size() << ", test " << data.test.size()
               << " requests; training " << name << '\n';
     const Fitted fitted = fit(name, config, data, options, std::cout);

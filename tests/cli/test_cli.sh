@@ -162,6 +162,45 @@ printf 'a file, not a directory' >"$work/plain_file"
 expect 1 "^piano: error: " -- "$piano" simulate --out "$work/plain_file/sub" --users 10 --requests 20
 expect_one_line "other"
 
+echo "== letor"
+# The project's LETOR fixture as a training and a test file: train, eval, rerank, and a
+# malformed file's file:line:field message.
+fixtures=$(cd "$(dirname "$0")/../fixtures/letor" && pwd)
+letor=$work/letor
+mkdir -p "$letor"
+cp "$fixtures/good.txt" "$letor/train.txt"
+cp "$fixtures/good.txt" "$letor/test.txt"
+expect 0 "" -- "$piano" train --format letor --data "$letor" --model prm --out "$work/letor_model" "${tiny[@]}"
+grep -q "^format = letor$" "$work/letor_model/data.txt" || fail "train --format letor saved no 'format = letor'"
+expect 0 "" -- "$piano" eval --data "$letor" --checkpoint "$work/letor_model/best.ckpt"
+grep -q "^| prm |" "$work/out.txt" || fail "eval on LETOR printed no prm row"
+expect 0 "" -- "$piano" rerank --checkpoint "$work/letor_model/best.ckpt" --requests "$letor/test.txt"
+[ "$(wc -l <"$work/out.txt")" -eq 4 ] || fail "rerank of 3 LETOR queries printed $(wc -l <"$work/out.txt") lines"
+mkdir -p "$work/letor_bad"
+cp "$fixtures/malformed/label_not_a_number.txt" "$work/letor_bad/train.txt"
+expect 3 "^piano: error: $work/letor_bad/train.txt:2: field label: 'x' is not a number" -- \
+  "$piano" train --format letor --data "$work/letor_bad" --out "$work/x" "${tiny[@]}"
+expect 5 "^piano: error: data format 'csv'" -- "$piano" train --format csv --data "$letor" --out "$work/x" "${tiny[@]}"
+
+echo "== the real JDsearch sample (when ../shared holds it)"
+sample=$(dirname "$0")/../../../shared/data/jdsearch-sample
+if [ -d "$sample" ]; then
+  # Its lists are label-sorted: compare shuffles them (with a warning), gives the models no
+  # position, and reports a random order where the first stage would be.
+  mkdir -p "$work/jd"
+  cp "$sample/product_meta_data_sample.txt" "$work/jd/products.txt"
+  cp "$sample/user_behavior_data_sample.txt" "$work/jd/requests.txt"
+  expect 0 "label-sorted far beyond chance" -- \
+    "$piano" compare --data "$work/jd" --out "$work/jd_compare" --models prm "${tiny[@]}"
+  grep -q "^candidate order: 3 of 3 lists .*lists shuffled" "$work/out.txt" || fail "compare printed no order line"
+  rows=$(tail -n +2 "$work/jd_compare/compare.csv" | cut -d, -f1 | tr '\n' '|')
+  [ "$rows" = "random order|prm|" ] || fail "compare.csv rows on the sample: '$rows'"
+  grep -q "^candidate_order = shuffle$" "$work/jd_compare/prm/data.txt" || fail "the shuffle was not saved with the model"
+  expect 0 "" -- "$piano" eval --data "$work/jd" --checkpoint "$work/jd_compare/prm/best.ckpt"
+  grep -q "^| random order |" "$work/out.txt" || fail "eval on the sample printed no random-order row"
+  ! grep -q "^| first-stage |" "$work/out.txt" || fail "eval on the sample reported a first-stage ranker"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed" >&2
   exit 1

@@ -515,7 +515,7 @@ TEST_CASE("vocabulary: frequency order, unseen ids, hashing past capacity", "[da
     CHECK_THROWS_AS(builder.build(1), piano::ConfigError);
 }
 
-TEST_CASE("capacities hash the loader's long tail, and vocabularies round-trip through a directory", "[data]") {
+TEST_CASE("capacities hash the loader's long tail, and vocabularies round-trip through a directory", "[data][shared]") {
     LoadOptions options;
     options.capacity.items = 3;
     const JdsearchDataset data = load_jdsearch_dir(kFixtures + "tiny", options);

@@ -265,6 +265,12 @@ TEST_CASE("no model's rerank score sees the logged position, only its training l
             CHECK(loss != loss_moved);
         }
     }
+    // A shuffled list (no first-stage order) in the batch: no examination term at all.
+    std::vector<data::Request> shuffled = requests;
+    shuffled[1].first_stage_order = false;
+    CHECK_FALSE(piano::make_model<double>("piano", micro_config())
+                    ->forward(data::make_batch(shuffled, 0, shuffled.size()))
+                    .exam_logit.defined());
     PianoConfig none = micro_config();
     none.position_model = piano::PositionModel::none;
     CHECK_FALSE(piano::make_model<double>("piano", none)->forward(batch).exam_logit.defined());

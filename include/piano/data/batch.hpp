@@ -39,6 +39,7 @@ struct Batch {
     std::vector<int> click;                                          // [ΣL] 0/1
     std::vector<int> conv;                                           // [ΣL] 0/1
     std::vector<float> label;                                        // [ΣL] raw graded labels
+    std::vector<int> first_stage_order;  // [B] 0/1 per request: 0 = its order carries no position (Request)
 
     std::vector<Index> hist_offsets;                                 // [B+1]
     std::array<std::vector<Index>, ItemFields::kCount> hist_fields;  // kCount x [ΣH]
@@ -79,6 +80,7 @@ inline Batch make_batch(const std::vector<const Request*>& requests) {
     b.click.reserve(n_cand);
     b.conv.reserve(n_cand);
     b.label.reserve(n_cand);
+    b.first_stage_order.reserve(requests.size());
     for (auto& f : b.hist_fields) f.reserve(n_hist);
     b.hist_type.reserve(n_hist);
     b.hist_gap.reserve(n_hist);
@@ -94,6 +96,7 @@ inline Batch make_batch(const std::vector<const Request*>& requests) {
         if (r->candidates.empty())
             throw DataError(r->source.file, r->source.line, "candidates", "make_batch: a request needs >= 1 candidate");
         for (Row t : r->query) b.query_terms.push_back(t);
+        b.first_stage_order.push_back(r->first_stage_order ? 1 : 0);
         for (std::size_t i = 0; i < r->candidates.size(); ++i) {
             const Candidate& c = r->candidates[i];
             if (c.dense.size() != width)

@@ -17,6 +17,10 @@
 //
 // A malformed line throws DataError "FILE:LINE: field NAME: problem". With
 // LoadOptions::skip_malformed the line is skipped instead and counted in ReadStats.
+//
+// The candidate order: every pass measures how label-sorted the lists are (ReadStats::order);
+// the loaders then keep the logged order or shuffle each list, as LoadOptions::candidate_order
+// says and candidate_order.hpp explains. JDsearch's public log is label-sorted.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +31,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -37,6 +42,8 @@
 #include <vector>
 
 #include "piano/core/error.hpp"
+#include "piano/data/candidate_order.hpp"
+#include "piano/data/recipe.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 #include "piano/data/vocabulary.hpp"
@@ -55,6 +62,10 @@ struct LoadOptions {
     double valid_fraction = 0.1;
     std::uint64_t split_seed = 1;
     TableCapacities capacity;  // rows per embedding table; 0 = one row per training id
+    // Keep the logged candidate order, shuffle it, or decide from the training file
+    // (candidate_order.hpp); order_seed seeds the shuffle of every list.
+    CandidateOrder candidate_order = CandidateOrder::automatic;
+    std::uint64_t order_seed = 1;
 };
 
 /// What a pass over one file found: good records, skipped malformed lines (only with
@@ -63,6 +74,7 @@ struct ReadStats {
     std::size_t records = 0;
     std::size_t skipped = 0;
     std::string first_error;
+    OrderStats order;  // how label-sorted the good records' candidate lists are
 };
 
 // ---------------------------------------------------------------- raw records (string ids)
@@ -98,15 +110,38 @@ struct RawProduct {
 /// wid -> metadata. Products absent from it keep row 0 in every field but their item id.
 using ProductTable = std::unordered_map<std::string, RawProduct>;
 
-inline constexpr std::size_t kRequestFieldCount = 7;  // plus the optional candidate_dense_list
-inline constexpr std::size_t kProductFieldCount = 13;
-
-namespace detail {
-
-// The separators of the format: fields, list elements, terms (and dense values).
+// The format, written once: the reader below and the simulator's writer both use these.
+// The separators: fields, list elements, terms (and dense values).
 inline constexpr char kFieldSep = '\t';
 inline constexpr char kListSep = '_';
 inline constexpr char kTermSep = '\030';
+
+/// The columns of each file, in order; a file's header line is its names joined by tabs.
+/// A requests line may add an 8th column, candidate_dense_list, which no header names.
+inline constexpr const char* kRequestFields[] = {"query",           "candidate_wid_list", "candidate_label_list",
+                                                 "history_qry_list", "history_wid_list",   "history_type_list",
+                                                 "history_time_list"};
+inline constexpr const char* kProductFields[] = {"wid",         "name",      "brand_id",    "brand_name", "cate_id_1",
+                                                 "cate_name_1", "cate_id_2", "cate_name_2", "cate_id_3",  "cate_name_3",
+                                                 "cate_id_4",   "cate_name_4", "shop_id"};
+inline constexpr std::size_t kRequestFieldCount = std::size(kRequestFields);
+inline constexpr std::size_t kProductFieldCount = std::size(kProductFields);
+
+/// The header line of a file with `fields`, without its line end.
+template <std::size_t N>
+std::string header_line(const char* const (&fields)[N]) {
+    std::string line;
+    for (std::size_t k = 0; k < N; ++k) line += (k ? std::string(1, kFieldSep) : std::string()) + fields[k];
+    return line;
+}
+
+namespace detail {
+
+/// What line 1 starts with when it is a header: the first column's name and a tab.
+template <std::size_t N>
+std::string header_prefix(const char* const (&fields)[N]) {
+    return std::string(fields[0]) + kFieldSep;
+}
 
 /// Every piece between separators, empty ones included: "a__b" -> {a, "", b}; "" -> {""}.
 inline std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -191,15 +226,13 @@ inline std::int64_t parse_time(std::string_view text, const SourcePos& where, st
 }
 
 inline Behavior parse_behavior(std::string_view text, const SourcePos& where, std::size_t k) {
-    if (text == "CLICK") return Behavior::click;
-    if (text == "CART") return Behavior::cart;
-    if (text == "ORD") return Behavior::purchase;
-    if (text == "FLW") return Behavior::follow;
+    for (int b = 0; b < kBehaviorCount; ++b)
+        if (text == kBehaviorCodes[b]) return static_cast<Behavior>(b);
     fail(where, "history_type_list", element(k) + "unknown behaviour " + quoted(text) + " (expected CLICK, CART, ORD or FLW)");
 }
 
 /// Calls fn(line, line_no) for every data line of `path`: the `\r` of a `\r\n` end is
-/// dropped, blank lines are skipped, and line 1 is skipped when it starts with
+/// dropped, blank lines are skipped, and line 1 is skipped when it starts with a non-empty
 /// `header_prefix` (a header). Reads one line at a time.
 template <typename Fn>
 void for_each_data_line(const std::string& path, std::string_view header_prefix, Fn&& fn) {
@@ -211,7 +244,9 @@ void for_each_data_line(const std::string& path, std::string_view header_prefix,
         ++line_no;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
-        if (line_no == 1 && std::string_view(line).substr(0, header_prefix.size()) == header_prefix) continue;
+        if (line_no == 1 && !header_prefix.empty() &&
+            std::string_view(line).substr(0, header_prefix.size()) == header_prefix)
+            continue;
         fn(std::string_view(line), line_no);
     }
     if (in.bad()) throw DataError(path, line_no, "file", "read error");
@@ -327,7 +362,7 @@ inline RawRequest parse_request_line(std::string_view line, const SourcePos& whe
 /// wid and metadata. Empty fields are missing values. `where` names the line in errors.
 inline std::pair<std::string, RawProduct> parse_product_line(std::string_view line, const SourcePos& where) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const auto f = detail::split(line, detail::kFieldSep);
+    const auto f = detail::split(line, kFieldSep);
     if (f.size() != kProductFieldCount)
         detail::fail(where, "line", "expected 13 tab-separated fields, found " + std::to_string(f.size()));
     if (f[0].empty()) detail::fail(where, "wid", "is empty");
@@ -344,7 +379,7 @@ inline ProductTable read_products(const std::string& path, const LoadOptions& op
                                   ReadStats* stats = nullptr) {
     ProductTable products;
     ReadStats local;
-    detail::for_each_data_line(path, "wid\t", [&](std::string_view line, long line_no) {
+    detail::for_each_data_line(path, detail::header_prefix(kProductFields), [&](std::string_view line, long line_no) {
         const SourcePos where{path, line_no};
         try {
             auto [wid, product] = parse_product_line(line, where);
@@ -374,7 +409,7 @@ ReadStats for_each_parsed(const std::string& path, const LoadOptions& options, s
     bool width_known = false;
     std::size_t width = 0;
     std::size_t ordinal = 0;
-    for_each_data_line(path, "query\t", [&](std::string_view line, long line_no) {
+    for_each_data_line(path, header_prefix(kRequestFields), [&](std::string_view line, long line_no) {
         const SourcePos where{path, line_no};
         try {
             RawRequest raw = parse_request_line(line, where, options);
@@ -387,6 +422,10 @@ ReadStats for_each_parsed(const std::string& path, const LoadOptions& options, s
             width_known = true;
             width = d;
             ++stats.records;
+            std::vector<float> labels;
+            labels.reserve(raw.candidates.size());
+            for (const RawCandidate& c : raw.candidates) labels.push_back(c.label);
+            stats.order.add(labels);
         } catch (const DataError& e) {
             if (!options.skip_malformed) throw;
             if (stats.skipped++ == 0) stats.first_error = e.what();
@@ -494,6 +533,8 @@ struct JdsearchDataset {
     std::size_t dense_dim = 0;   // dense features per candidate, the same in every split
     ReadStats products_stats;    // the products file
     ReadStats requests_stats;    // all requests files together
+    ReadStats train_stats;       // the pass that decides `auto`: train.txt, or all of requests.txt
+    DataRecipe recipe;           // how it was read: the format, the candidate order as applied, its seed
 };
 
 /// The files of a data directory: `products.txt` and either `requests.txt` or `train.txt`
@@ -529,7 +570,7 @@ enum class Split : std::uint8_t { train, valid, test };
 /// the line ordinals seeded with split_seed. Needs N, so the file is counted first.
 inline std::vector<Split> assign_splits(const std::string& path, const LoadOptions& options) {
     std::size_t n = 0;
-    for_each_data_line(path, "query\t", [&](std::string_view, long) { ++n; });
+    for_each_data_line(path, header_prefix(kRequestFields), [&](std::string_view, long) { ++n; });
     std::vector<std::size_t> order(n);
     for (std::size_t i = 0; i < n; ++i) order[i] = i;
     std::mt19937_64 rng = seeded_generator(options.split_seed, 0);
@@ -547,6 +588,7 @@ inline std::vector<Split> assign_splits(const std::string& path, const LoadOptio
 
 inline void add_stats(ReadStats& total, const ReadStats& part) {
     total.records += part.records;
+    total.order.merge(part.order);
     if (total.skipped == 0 && part.skipped > 0) total.first_error = part.first_error;
     total.skipped += part.skipped;
 }
@@ -583,16 +625,21 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
             if (i >= split.size()) throw DataError(raw.source.file, raw.source.line, "file", "grew while being read");
             return split[i];
         };
-        // Pass 1 parses every line (so skipping is the same as in pass 2) but counts train only.
-        detail::for_each_parsed(files.requests, options, nullptr, [&](const RawRequest& raw, std::size_t i) {
+        // Pass 1 parses every line (so skipping is the same as in pass 2) but counts train
+        // only. The order of the whole file decides `auto`: its splits are one log.
+        auto count_train = [&](const RawRequest& raw, std::size_t i) {
             if (split_of(raw, i) == Split::train) count(raw);
-        });
+        };
+        data.train_stats = detail::for_each_parsed(files.requests, options, nullptr, count_train);
         data.vocab = builders.build(options.capacity);
+        data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
+                   options.order_seed};
         std::size_t width = 0;
         data.requests_stats = detail::for_each_parsed(
             files.requests, options, &width, [&](const RawRequest& raw, std::size_t i) {
                 const Split s = split_of(raw, i);
                 Request r = map_request(raw, products, data.vocab, options);
+                apply_candidate_order(r, data.recipe.candidate_order, options.order_seed);
                 (s == Split::train ? data.train : s == Split::valid ? data.valid : data.test).push_back(std::move(r));
             });
         check_width(files.requests, width, data.requests_stats.records);
@@ -600,8 +647,11 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
     }
 
     if (files.train.empty()) throw ConfigError("load_jdsearch: JdsearchFiles names neither requests nor train");
-    detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
+    data.train_stats =
+        detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
     data.vocab = builders.build(options.capacity);
+    data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
+                   options.order_seed};
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {
         {&files.train, &data.train}, {&files.valid, &data.valid}, {&files.test, &data.test}};
     for (const auto& [path, split] : splits) {
@@ -612,6 +662,7 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         std::vector<Request>* out = split;
         const ReadStats stats = detail::for_each_parsed(*path, options, &width, [&](const RawRequest& raw, std::size_t) {
             out->push_back(map_request(raw, products, data.vocab, options));
+            apply_candidate_order(out->back(), data.recipe.candidate_order, options.order_seed);
         });
         detail::add_stats(data.requests_stats, stats);
         check_width(*path, width, stats.records);
@@ -628,16 +679,25 @@ struct LoadedRequests {
     std::vector<Request> requests;
     std::size_t dense_dim = 0;
     ReadStats stats;
+    CandidateOrder candidate_order = CandidateOrder::as_logged;  // as applied
 };
 
 /// Reads a requests file against existing vocabularies (a trained model's), e.g. to rerank
-/// new traffic: ids the vocabularies do not know map to row 0.
+/// new traffic: ids the vocabularies do not know map to row 0. Pass the order the model
+/// was trained with (as_logged or shuffle); `auto` decides from this file alone, which
+/// costs one more pass.
 inline LoadedRequests load_requests_file(const std::string& path, const ProductTable& products,
                                          const Vocabularies& vocab, const LoadOptions& options = {}) {
     check_options(options);
     LoadedRequests out;
+    out.candidate_order = options.candidate_order;
+    if (out.candidate_order == CandidateOrder::automatic) {
+        const ReadStats first = detail::for_each_parsed(path, options, nullptr, [](const RawRequest&, std::size_t) {});
+        out.candidate_order = resolve_candidate_order(CandidateOrder::automatic, first.order);
+    }
     out.stats = detail::for_each_parsed(path, options, &out.dense_dim, [&](const RawRequest& raw, std::size_t) {
         out.requests.push_back(map_request(raw, products, vocab, options));
+        apply_candidate_order(out.requests.back(), out.candidate_order, options.order_seed);
     });
     return out;
 }

@@ -6,7 +6,8 @@
 //
 //   query       [T]         term rows of the current query (T may be 0)
 //   history     [H]         past events, oldest first (H may be 0)
-//   candidates  [L]         the first-stage list, in first-stage order (L >= 1)
+//   candidates  [L]         the first-stage list, in first-stage order (L >= 1), or in a
+//                           seeded random order when first_stage_order is false
 #pragma once
 
 #include <cstdint>
@@ -65,6 +66,8 @@ enum class Behavior : std::uint8_t {
     follow,     // FLW: follows the shop (label) or artist
 };
 inline constexpr int kBehaviorCount = 4;
+/// The code of each Behavior in JDsearch files, in enum order.
+inline constexpr const char* kBehaviorCodes[kBehaviorCount] = {"CLICK", "CART", "ORD", "FLW"};
 
 struct HistoryEvent {
     std::vector<Row> query;  // [T_j] term rows; empty when has_query is false
@@ -93,6 +96,10 @@ struct Request {
     std::vector<HistoryEvent> history;  // [H], oldest first
     std::vector<Candidate> candidates;  // [L], first-stage order
     SourcePos source;
+    // false: the order of `candidates` carries no first-stage information (the log's own
+    // order gave the labels away and was shuffled, see candidate_order.hpp), so a model
+    // must not read positions from it.
+    bool first_stage_order = true;
 };
 
 }  // namespace piano::data

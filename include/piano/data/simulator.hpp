@@ -4,9 +4,10 @@
 // differently, and it never shows *why* a click happened. The simulator knows both: it
 // draws a world (genres, artists, songs, users with long-term tastes, queries) and logs
 // searches in it, writing the JDsearch format (products.txt, train.txt, valid.txt,
-// test.txt, read by jdsearch.hpp) plus truth.txt, the true click and conversion
-// probability of every test candidate (the "oracle" row of the result tables), and the
-// position-free truth of online_truth.txt with click_model.txt (the online evaluation).
+// test.txt, read by jdsearch.hpp, whose columns and separators it writes with) plus
+// truth.txt, the true click and conversion probability of every test candidate (the
+// "oracle" row of the result tables), and the position-free truth of online_truth.txt
+// with click_model.txt (the online evaluation).
 //
 // The model (docs/data.md, "Simulator", has it in full with every constant):
 //   - A song s has an artist, genre g_s, sub-genre, era, language, label and popularity
@@ -52,6 +53,7 @@
 
 #include "piano/core/error.hpp"
 #include "piano/data/click_model.hpp"
+#include "piano/data/jdsearch.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 
@@ -628,19 +630,9 @@ private:
     std::uint32_t epoch_ = 0;
 };
 
-inline const char* behavior_code(Behavior b) {
-    switch (b) {
-        case Behavior::click: return "CLICK";
-        case Behavior::cart: return "CART";
-        case Behavior::purchase: return "ORD";
-        case Behavior::follow: return "FLW";
-    }
-    return "CLICK";
-}
-
 inline void append_terms(std::string& out, const std::vector<int>& terms) {
     for (std::size_t k = 0; k < terms.size(); ++k) {
-        if (k > 0) out += '\030';
+        if (k > 0) out += kTermSep;
         out += std::to_string(terms[k]);
     }
 }
@@ -657,13 +649,6 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
     file.write(text.data(), static_cast<std::streamsize>(text.size()));
     if (!file) throw std::runtime_error("simulator: cannot write " + path.string());
 }
-
-inline constexpr const char* kProductsHeader =
-    "wid\tname\tbrand_id\tbrand_name\tcate_id_1\tcate_name_1\tcate_id_2\tcate_name_2\tcate_id_3\tcate_name_3\t"
-    "cate_id_4\tcate_name_4\tshop_id\n";
-inline constexpr const char* kRequestsHeader =
-    "query\tcandidate_wid_list\tcandidate_label_list\thistory_qry_list\thistory_wid_list\thistory_type_list\t"
-    "history_time_list\n";
 
 }  // namespace simulator_detail
 
@@ -814,51 +799,59 @@ inline void write_jdsearch_files(const Simulation& sim, const std::filesystem::p
     std::filesystem::create_directories(dir);
     const World& w = sim.world;
 
-    std::string products = simulator_detail::kProductsHeader;
+    std::string products = header_line(kProductFields) + '\n';
     for (std::size_t s = 0; s < w.songs.size(); ++s) {
         const SimSong& song = w.songs[s];
         const int fields[4] = {song.genre, song.subgenre, song.era, song.language};
         const std::vector<int>* names[4] = {&w.genre_terms, &w.subgenre_terms, &w.era_terms, &w.language_terms};
-        products += std::to_string(s + 1) + '\t';
+        products += std::to_string(s + 1) + kFieldSep;
         append_terms(products, song.title);
-        products += '\t' + std::to_string(song.artist + 1) + '\t';
+        products += kFieldSep + std::to_string(song.artist + 1) + kFieldSep;
         append_terms(products, w.artists[song.artist].name);
         for (int level = 0; level < 4; ++level) {
-            products += '\t' + std::to_string(w.category_id(level, fields[level])) + '\t';
+            products += kFieldSep + std::to_string(w.category_id(level, fields[level])) + kFieldSep;
             products += std::to_string((*names[level])[fields[level]]);
         }
-        products += '\t' + std::to_string(song.label + 1) + '\n';
+        products += kFieldSep + std::to_string(song.label + 1) + '\n';
     }
     simulator_detail::write_text(dir / "products.txt", products);
 
     auto request_line = [&](std::string& out, const SimRequest& r) {
         static const char* const kLabels[4] = {"0.0", "1.0", "2.0", "3.0"};
         append_terms(out, r.query);
-        out += '\t';
-        for (std::size_t i = 0; i < r.candidates.size(); ++i) out += (i ? "_" : "") + std::to_string(r.candidates[i] + 1);
-        out += '\t';
-        for (std::size_t i = 0; i < r.label.size(); ++i) out += std::string(i ? "_" : "") + kLabels[r.label[i]];
+        out += kFieldSep;
+        for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+            if (i > 0) out += kListSep;
+            out += std::to_string(r.candidates[i] + 1);
+        }
+        out += kFieldSep;
+        for (std::size_t i = 0; i < r.label.size(); ++i) {
+            if (i > 0) out += kListSep;
+            out += kLabels[r.label[i]];
+        }
         const std::vector<SimEvent>& timeline = sim.timelines[r.user];
         std::string queries, items, types, times = "0";
         for (std::size_t j = r.history_begin; j < r.history_end; ++j) {
             const SimEvent& e = timeline[j];
-            const char* sep = j > r.history_begin ? "_" : "";
+            const std::string sep = j > r.history_begin ? std::string(1, kListSep) : std::string();
             queries += sep;
             if (e.query.empty())
                 queries += "-1";
             else
                 append_terms(queries, e.query);
             items += sep + std::to_string(e.song + 1);
-            types += std::string(sep) + simulator_detail::behavior_code(e.type);
-            if (j > r.history_begin) times += '_' + std::to_string(e.time - timeline[j - 1].time);
+            types += sep + kBehaviorCodes[static_cast<int>(e.type)];
+            if (j > r.history_begin) times += kListSep + std::to_string(e.time - timeline[j - 1].time);
         }
-        if (r.history_end > r.history_begin) times += '_' + std::to_string(r.time - timeline[r.history_end - 1].time);
-        out += '\t' + queries + '\t' + items + '\t' + types + '\t' + times + '\n';
+        if (r.history_end > r.history_begin)
+            times += kListSep + std::to_string(r.time - timeline[r.history_end - 1].time);
+        for (const std::string* field : {&queries, &items, &types, &times}) out += kFieldSep + *field;
+        out += '\n';
     };
     const std::size_t bounds[4] = {0, sim.train, sim.train + sim.valid, sim.requests.size()};
     const char* const names[3] = {"train.txt", "valid.txt", "test.txt"};
     for (int split = 0; split < 3; ++split) {
-        std::string text = simulator_detail::kRequestsHeader;
+        std::string text = header_line(kRequestFields) + '\n';
         for (std::size_t k = bounds[split]; k < bounds[split + 1]; ++k) request_line(text, sim.requests[k]);
         simulator_detail::write_text(dir / names[split], text);
     }

@@ -111,7 +111,9 @@ Tensor<T> listwise_softmax_loss(const Tensor<T>& logits, const std::vector<int>&
         }
         lists_with_click += clicks > 0;
     }
-    if (lists_with_click == 0) return Tensor<T>::zeros(1, 1);
+    // No list with a click: a zero that is still part of the graph, so that a batch without
+    // clicks (LETOR queries without a relevant document) backpropagates zero gradients.
+    if (lists_with_click == 0) return sum(logits) * T(0);
     const Tensor<T> m(std::move(list_max));
     const Tensor<T> shifted = logits - repeat_segments(m, offsets);
     const Tensor<T> log_sum = log(segment_sum(exp(shifted), offsets));  // [B,1]

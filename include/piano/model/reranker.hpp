@@ -74,6 +74,7 @@ inline data::Batch slice_batch(const data::Batch& batch, Index begin, Index end)
     b.cand_offsets = rebase(batch.cand_offsets, begin, end);
     for (std::size_t f = 0; f < b.cand_fields.size(); ++f) b.cand_fields[f] = cut(batch.cand_fields[f], c0, c1);
     b.cand_pos = cut(batch.cand_pos, c0, c1);
+    if (!batch.first_stage_order.empty()) b.first_stage_order = cut(batch.first_stage_order, begin, end);
     b.dense_dim = batch.dense_dim;
     b.cand_dense = cut(batch.cand_dense, c0 * batch.dense_dim, c1 * batch.dense_dim);
     // Labels may be absent at inference; they are cut only when there is one per candidate.
@@ -118,13 +119,17 @@ public:
     }
 
     /// The model's outputs (forward_scores) plus exam_logit, the examination term of each
-    /// candidate's logged position, when the model has one and the batch's order is a
-    /// first-stage order.
+    /// candidate's logged position, when the model has one and every request of the batch
+    /// is in a first-stage order (Batch::first_stage_order; a shuffled list's positions
+    /// say nothing, so a batch holding one gets no examination term at all).
     /// Requires: a batch of >= 1 request, each with >= 1 candidate.
     /// Ensures: ctr_logit is [ΣL,1]; the other outputs are [ΣL,1] / [B,1] or undefined.
     ModelOutputs<T> forward(const data::Batch& batch, bool want_attention = false) {
         ModelOutputs<T> out = forward_scores(batch, want_attention);
-        if (examination_) out.exam_logit = examination_->forward(detail::clamp_positions(batch.cand_pos, config_.max_positions));
+        const bool positions_known = std::all_of(batch.first_stage_order.begin(), batch.first_stage_order.end(),
+                                                 [](int known) { return known != 0; });
+        if (examination_ && positions_known)
+            out.exam_logit = examination_->forward(detail::clamp_positions(batch.cand_pos, config_.max_positions));
         return out;
     }
 

@@ -1,0 +1,75 @@
+// piano/data/recipe.hpp: how a dataset was read, so that a trained model's later readers
+// (eval, rerank) read new files the same way.
+//
+// Saved beside the model as `data.txt`, one `key = value` per line:
+//   format = jdsearch | letor
+//   candidate_order = as_logged | shuffle      (as applied to the training data, never auto)
+//   order_seed = N
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include "piano/core/error.hpp"
+#include "piano/data/candidate_order.hpp"
+
+namespace piano::data {
+
+enum class DataFormat : std::uint8_t { jdsearch, letor };
+
+inline const char* to_string(DataFormat format) { return format == DataFormat::letor ? "letor" : "jdsearch"; }
+
+/// "jdsearch" or "letor" (ConfigError otherwise).
+inline DataFormat data_format_from_string(const std::string& name) {
+    if (name == "jdsearch") return DataFormat::jdsearch;
+    if (name == "letor") return DataFormat::letor;
+    throw ConfigError("data format '" + name + "' is unknown (expected jdsearch or letor)");
+}
+
+struct DataRecipe {
+    DataFormat format = DataFormat::jdsearch;
+    CandidateOrder candidate_order = CandidateOrder::as_logged;
+    std::uint64_t order_seed = 1;
+
+    void save(const std::string& path) const {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << "format = " << to_string(format) << "\ncandidate_order = " << to_string(candidate_order)
+            << "\norder_seed = " << order_seed << '\n';
+        if (!out.flush()) throw DataError(path, 0, "file", "cannot write");
+    }
+
+    /// Reads a file written by save(); an unknown key or value is a DataError naming it.
+    static DataRecipe load(const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw DataError(path, 0, "file", "cannot open");
+        DataRecipe r;
+        std::string line;
+        long line_no = 0;
+        while (std::getline(in, line)) {
+            ++line_no;
+            if (line.empty()) continue;
+            const std::size_t eq = line.find(" = ");
+            if (eq == std::string::npos) throw DataError(path, line_no, "line", "expected 'key = value'");
+            const std::string key = line.substr(0, eq), value = line.substr(eq + 3);
+            try {
+                if (key == "format") {
+                    r.format = data_format_from_string(value);
+                } else if (key == "candidate_order") {
+                    r.candidate_order = candidate_order_from_string(value);
+                    if (r.candidate_order == CandidateOrder::automatic)
+                        throw ConfigError("'auto' is decided at training time, a saved order is never auto");
+                } else if (key == "order_seed") {
+                    r.order_seed = std::stoull(value);
+                } else {
+                    throw ConfigError("unknown key (expected format, candidate_order or order_seed)");
+                }
+            } catch (const std::exception& e) {
+                throw DataError(path, line_no, key, e.what());
+            }
+        }
+        return r;
+    }
+};
+
+}  // namespace piano::data
