@@ -122,11 +122,11 @@ protected:
     Adam(std::vector<NamedParameter> parameters, const AdamOptions& options, bool decoupled)
         : Optimizer<T>(std::move(parameters), options.learning_rate), options_(options), decoupled_(decoupled) {
         const std::string who = name();
-        if (!(options.learning_rate >= 0)) throw ConfigError(who + ": learning_rate must be >= 0");
+        detail::require_at_least(who, "learning_rate", options.learning_rate);
         if (!(options.beta1 >= 0 && options.beta1 < 1)) throw ConfigError(who + ": beta1 must be in [0, 1)");
         if (!(options.beta2 >= 0 && options.beta2 < 1)) throw ConfigError(who + ": beta2 must be in [0, 1)");
-        if (!(options.eps >= 0)) throw ConfigError(who + ": eps must be >= 0");
-        if (!(options.weight_decay >= 0)) throw ConfigError(who + ": weight_decay must be >= 0");
+        detail::require_at_least(who, "eps", options.eps);
+        detail::require_at_least(who, "weight_decay", options.weight_decay);
         detail::check_optimizer_parameters(who, this->parameters_);
         slots_ = detail::zero_slots(this->parameters_, slot_names().size());
     }
