@@ -108,8 +108,22 @@ public:
 
     OptimizerState<T> state() const override { return detail::export_slots(this->step_, this->parameters_, slots_); }
 
+    /// Also throws CheckpointError for a second moment (exp_avg_sq) that is negative or NaN,
+    /// which no run can produce and whose square root would turn the next step into NaN.
     void load_state(const OptimizerState<T>& state) override {
-        slots_ = detail::import_slots(name(), slot_names(), this->parameters_, state);
+        std::vector<std::vector<Matrix<T>>> slots = detail::import_slots(name(), slot_names(), this->parameters_, state);
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            const Matrix<T>& v = slots[i][1];
+            for (Index k = 0; k < v.size(); ++k) {
+                if (!(v.data()[k] >= T(0))) {
+                    throw CheckpointError(name() + " load_state: parameter '" + this->parameters_[i].first +
+                                          "' slot exp_avg_sq holds " + std::to_string(v.data()[k]) + " at entry (" +
+                                          std::to_string(k / v.cols()) + "," + std::to_string(k % v.cols()) +
+                                          "); a second moment is never negative (the state is corrupt)");
+                }
+            }
+        }
+        slots_ = std::move(slots);
         this->step_ = state.step;
     }
 
