@@ -216,6 +216,10 @@ TEST_CASE("every model refuses a negative id in every id field of a request", "[
             CHECK_THROWS_AS(model->rerank(r), std::invalid_argument);
             CHECK_THROWS_WITH(model->rerank(r), Catch::Contains(std::string(edit.first) + ": id -2 is negative"));
         }
+        data::Request query = limits_test::request(3, 2);
+        query.history[0].query[0] = -2;
+        CHECK_THROWS_WITH(model->rerank(query), "make_batch: request 0: history event 0 query term 0: id -2 is negative; "
+                                                "ids are rows of the embedding tables and must be >= 0");
         data::Request r = limits_test::request(3, 2);
         r.history[1].type = static_cast<data::Behavior>(9);
         INFO(name);

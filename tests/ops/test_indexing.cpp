@@ -197,7 +197,7 @@ TEST_CASE("reshape to a shape whose size overflows is a ShapeError", "[ops][inde
     // 2^62 x 4 wraps around to 0 entries in 64-bit arithmetic: the [0,3] input must not pass.
     const Tensor<double> empty = Tensor<double>::zeros(0, 3);
     const piano::Index huge = piano::Index{1} << 62;
-    CHECK_THROWS_WITH(piano::reshape(empty, huge, 4), Catch::StartsWith("reshape") && Catch::Contains("overflow"));
+    CHECK_THROWS_WITH(piano::reshape(empty, huge, 4), "reshape: 4611686018427387904 x 4 entries overflow the index type");
     CHECK_THROWS_AS(piano::reshape(empty, huge, huge), piano::ShapeError);
     CHECK_THROWS_AS(Tensor<double>::zeros(huge, 8), piano::ShapeError);
     CHECK_THROWS_AS(Tensor<double>::ones(-1, 2), piano::ShapeError);
