@@ -47,6 +47,7 @@
 #include <fstream>
 #include <istream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -224,7 +225,19 @@ struct GrowIn {
         cereal::size_type count = 0;
         ar(cereal::make_size_tag(count));
         out.clear();
-        if constexpr (is_json<Archive>) {
+        if constexpr (is_json<Archive> && std::is_same_v<E, float>) {
+            // JSON numbers are doubles; one beyond float's range (1e39) would make the cast
+            // cereal does undefined. It becomes an infinity here, which check_finite refuses.
+            out.resize(static_cast<std::size_t>(count));
+            for (auto& e : out) {
+                double d = 0;
+                ar(d);
+                const double limit = std::numeric_limits<float>::max();
+                e = d > limit    ? std::numeric_limits<float>::infinity()
+                    : d < -limit ? -std::numeric_limits<float>::infinity()
+                                 : static_cast<float>(d);
+            }
+        } else if constexpr (is_json<Archive>) {
             out.resize(static_cast<std::size_t>(count));
             for (auto& e : out) ar(e);
         } else {
