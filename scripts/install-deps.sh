@@ -3,8 +3,9 @@
 # already present. Safe to run again. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-# clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) for scripts/fuzz.sh.
-packages=(cmake g++ make libeigen3-dev libcereal-dev catch2 libbenchmark-dev doxygen clang libclang-rt-14-dev)
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and libomp-dev (clang's
+# OpenMP) for scripts/fuzz.sh and the sanitizer build of scripts/test.sh.
+packages=(cmake g++ make libeigen3-dev libcereal-dev catch2 libbenchmark-dev doxygen clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -5,12 +5,18 @@
 
 #include <piano/core/error.hpp>
 #include <piano/data/jdsearch.hpp>
+#include <piano/data/vocabulary.hpp>
 #include <piano/io/checkpoint.hpp>
 #include <piano/model/config.hpp>
 #include <piano/nn/embedding.hpp>
 #include <piano/ops/elementwise.hpp>
 #include <piano/ops/matmul.hpp>
+#include <piano/optim/adam.hpp>
+#include <piano/optim/schedule.hpp>
+#include <piano/optim/sgd.hpp>
 
+#include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -77,4 +83,53 @@ TEST_CASE("a caller's bug outside those families is a std::invalid_argument nami
     const piano::Embedding<double> table(4, 2, rng);
     CHECK_THROWS_AS(table.forward({1, -2}), std::invalid_argument);
     CHECK_THROWS_WITH(table.forward({1, -2}), "Embedding: id -2 (position 1) is negative; ids must be >= 0");
+}
+
+TEST_CASE("a vocabulary header with max_rows out of range is a DataError naming file and line", "[core][errors][messages]") {
+    // -5 would pass std::stoull as 2^64 - 5, 99999999999 does not fit in 32-bit rows: both
+    // once reached the constructor's ConfigError, which names no file (CLI exit 5, not 3).
+    for (const std::string bad : {"-5", "99999999999", "+7", "1", "2147483648", "99999999999999999999999"}) {
+        std::istringstream file("piano-vocabulary 1 max_rows=" + bad + "\na\n");
+        INFO(bad);
+        try {
+            piano::data::Vocabulary::load(file, "terms.vocab");
+            FAIL("no DataError");
+        } catch (const piano::DataError& e) {
+            CHECK(std::string(e.what()) == "terms.vocab:1: field max_rows: expected 0 (no cap) or an integer in "
+                                           "[2, 2147483647], got '" + bad + "'");
+        }
+    }
+    std::istringstream largest("piano-vocabulary 1 max_rows=2147483647\na\n");
+    CHECK(piano::data::Vocabulary::load(largest, "terms.vocab").max_rows() == 2147483647u);
+}
+
+TEST_CASE("a NaN learning rate is refused naming the option and the NaN", "[core][errors][messages]") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_WITH(piano::ConstantSchedule(nan), "ConstantSchedule: lr must be >= 0, got nan");
+    CHECK_THROWS_WITH(piano::ConstantSchedule(-0.5), "ConstantSchedule: lr must be >= 0, got -0.5");
+    piano::Tensor<double> w(piano::Matrix<double>::Zero(1, 1), true);
+    piano::AdamOptions adam;
+    adam.learning_rate = nan;
+    CHECK_THROWS_WITH(piano::Adam<double>({{"w", w}}, adam), "adam: learning_rate must be >= 0, got nan");
+    piano::SGDOptions sgd;
+    sgd.weight_decay = -std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(piano::SGD<double>({{"w", w}}, sgd), "sgd: weight_decay must be >= 0, got -inf");
+}
+
+TEST_CASE("bytes that do not print are escaped in DataError messages", "[core][errors][messages]") {
+    // A NUL inside a label once ended what() there, hiding the rest of the message.
+    const std::string line = std::string("q\tw1_w2\t0.0_1", 13) + std::string("\0x\x1b[2J", 6) + "\t\t\t\t0";
+    try {
+        piano::data::parse_request_line(line, {"train.txt", 3});
+        FAIL("no DataError");
+    } catch (const piano::DataError& e) {
+        const std::string what = e.what();
+        CHECK(what.find('\0') == std::string::npos);
+        // The message goes on after the escaped field (the space), as it does for any other.
+        CHECK_THAT(what, Catch::Contains("field candidate_label_list") && Catch::Contains("'1\\x00x\\x1B[2J' "));
+        CHECK(what.size() == std::strlen(e.what()));
+    }
+    const piano::DataError tab("a\tb.txt", 1, "id", "bell \a, DEL \x7f, UTF-8 \xC3\xBC");
+    CHECK(std::string(tab.what()) == "a\\x09b.txt:1: field id: bell \\x07, DEL \\x7F, UTF-8 \xC3\xBC");
+    CHECK(tab.file() == "a\tb.txt");  // the parts stay as given
 }

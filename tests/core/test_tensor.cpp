@@ -1,6 +1,10 @@
 // The graph machinery: accumulation, topological order, release, no-grad, anomaly mode.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+
 #include <piano/core/gradcheck.hpp>
 #include <piano/ops/elementwise.hpp>
 #include <piano/ops/matmul.hpp>
@@ -146,4 +150,73 @@ TEST_CASE("a throwing backward leaves no stale intermediate gradients", "[core]"
     piano::set_anomaly_detection(false);
     CHECK_FALSE(y.has_grad());
     CHECK_FALSE(z.has_grad());
+}
+
+TEST_CASE("a second backward through a released graph throws", "[core][autograd_misuse]") {
+    Tensor<double> x(mat({{2.0}}), true);
+    Tensor<double> y = x * x;
+    y.backward();
+    CHECK(x.grad()(0, 0) == Approx(4.0));
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("backward through the graph a second time") &&
+                                        Catch::Contains("retain_graph"));
+    CHECK(x.grad()(0, 0) == Approx(4.0));  // nothing was added
+}
+
+TEST_CASE("a new graph built on an intermediate of a released graph throws at backward", "[core][autograd_misuse]") {
+    Tensor<double> x(mat({{2.0}}), true);
+    Tensor<double> cube = x * x * x;  // d(cube)/dx = 3x^2 = 12
+    (cube * 1.0).backward();
+    Tensor<double> again = cube * 2.0;  // would need d/dx = 24 through the released cube
+    CHECK_THROWS_WITH(again.backward(),
+                      "backward: trying to backward through the graph a second time: the intermediate mul [1,1] it "
+                      "uses was computed in a graph that an earlier backward() released. Pass retain_graph = true to "
+                      "that backward to walk the graph again, or detach() a tensor to use its value as a constant");
+    x.zero_grad();
+    Tensor<double> kept = x * x * x;
+    (kept * 1.0).backward(/*retain_graph=*/true);
+    x.zero_grad();
+    (kept * 2.0).backward();
+    CHECK(x.grad()(0, 0) == Approx(24.0));
+    // detach() is the way to use a released value as a constant.
+    Tensor<double> constant = cube.detach() * x;
+    x.zero_grad();
+    constant.backward();
+    CHECK(x.grad()(0, 0) == Approx(8.0));
+}
+
+TEST_CASE("gradcheck catches a backward that is wrong only when the first gradient arrives", "[core][gradcheck]") {
+    // A deliberately wrong op: into an empty buffer it writes zeros instead of its gradient,
+    // so pre-filled buffers alone would never show the bug.
+    auto broken_double = [](const std::vector<Tensor<double>>& in) {
+        Matrix<double> v = 2.0 * in[0].value();
+        return piano::detail::make_result<double>(std::move(v), "broken", {in[0].node()}, [](piano::Node<double>& self) {
+            piano::Node<double>& x = *self.inputs[0];
+            if (x.has_grad) {
+                x.grad += 2.0 * self.grad;
+            } else {
+                x.grad = Matrix<double>::Zero(x.value.rows(), x.value.cols());
+                x.has_grad = true;
+            }
+        });
+    };
+    auto result = piano::check_gradients(broken_double, {Tensor<double>(mat({{1.0, -2.0}}))});
+    CHECK_FALSE(result.ok);
+    CHECK_THAT(result.message, Catch::Contains("gradient buffers empty"));
+    CHECK_THAT(result.message, !Catch::Contains("gradient buffers pre-filled"));
+}
+
+TEST_CASE("core headers include nothing from the layers above core", "[core][layering]") {
+    const std::filesystem::path core = std::filesystem::path(PIANO_TEST_FIXTURES) / ".." / ".." / "include" / "piano" / "core";
+    int headers = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(core)) {
+        std::ifstream in(entry.path());
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.rfind("#include \"piano/", 0) != 0) continue;
+            INFO(entry.path().filename().string() << ": " << line);
+            CHECK(line.rfind("#include \"piano/core/", 0) == 0);
+        }
+        ++headers;
+    }
+    CHECK(headers >= 4);
 }

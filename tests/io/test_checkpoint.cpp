@@ -96,7 +96,7 @@ Checkpoint<T> sample_checkpoint() {
     Checkpoint<T> c = piano::capture<T>(net, {{"hidden", "4"}, {"name", "tiny \"net\"\n\ttab"}}, &adam, &rng);
     Matrix<T>& w = c.parameters[0].second;  // encoder.weight [3,4]
     w(0, 0) = T(-0.0);
-    w(0, 1) = std::numeric_limits<T>::infinity();
+    w(0, 1) = -std::numeric_limits<T>::denorm_min();
     w(0, 2) = std::numeric_limits<T>::denorm_min();
     w(0, 3) = std::numeric_limits<T>::max();
     w(1, 0) = std::numeric_limits<T>::lowest();
@@ -149,6 +149,32 @@ void overwrite_u64(std::string& bytes, std::size_t offset, std::uint64_t value) 
     for (std::size_t i = 0; i < 8; ++i) bytes[offset + i] = static_cast<char>((value >> (8 * i)) & 0xFF);
 }
 
+/// A binary checkpoint's bytes with its trailing checksum recomputed, so that a corruption
+/// made on purpose reaches the parser behind the checksum.
+std::string restamped(const std::string& bytes) {
+    namespace ck = piano::detail::checkpoint;
+    const std::string body = bytes.substr(0, bytes.size() - ck::kChecksumSize);
+    return body + ck::checksum_bytes(ck::checksum(body.data(), body.size()));
+}
+
+/// The same file as format version 1 wrote it: binary without the trailing checksum,
+/// JSON without the "checksum" field, and version 1 in the header.
+std::string as_version_1(const std::string& file) {
+    if (file.rfind("PIANOCKP", 0) == 0) {
+        std::string bytes = file.substr(0, file.size() - piano::detail::checkpoint::kChecksumSize);
+        bytes[9] = 1;  // after the magic (8 bytes) and the endianness flag: u32 version, little-endian
+        return bytes;
+    }
+    std::string text = file;
+    const auto version = text.find("\"format_version\": 2");
+    const auto sum = text.find(",\n    \"checksum\"");
+    REQUIRE(version != std::string::npos);
+    REQUIRE(sum != std::string::npos);
+    text.erase(sum, text.find('\n', sum + 2) - sum);
+    text[version + 18] = '1';
+    return text;
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("a checkpoint round-trips bit for bit", "[io][checkpoint]", float, double) {
@@ -179,7 +205,7 @@ TEST_CASE("the JSON checkpoint is readable", "[io][checkpoint]") {
     piano::save_checkpoint(dir / "ck.json", sample_checkpoint<float>(), CheckpointFormat::json);
     const std::string text = read_bytes(dir / "ck.json");
     CHECK_THAT(text, Contains("\"magic\": \"PIANOCKP\""));
-    CHECK_THAT(text, Contains("\"format_version\": 1"));
+    CHECK_THAT(text, Contains("\"format_version\": 2"));
     CHECK_THAT(text, Contains("\"scalar\": \"float\""));
     CHECK_THAT(text, Contains("\"encoder.weight\""));
     CHECK_THAT(text, Contains("\"head.bias\""));
@@ -334,14 +360,14 @@ TEST_CASE("load_checkpoint rejects foreign and mismatched files with a clear mes
     SECTION("a newer format version, binary and JSON") {
         piano::save_checkpoint(path, small_checkpoint());
         std::string bytes = read_bytes(path);
-        bytes[9] = 2;  // after the magic (8 bytes) and the endianness flag: u32 version, little-endian
+        bytes[9] = 3;  // after the magic (8 bytes) and the endianness flag: u32 version, little-endian
         write_bytes(path, bytes);
         CHECK_THROWS_WITH(piano::load_checkpoint<double>(path),
-                          Contains("format version 2 was written by a newer piano; this build reads versions up to 1"));
+                          Contains("format version 3 was written by a newer piano; this build reads versions up to 2"));
 
         piano::save_checkpoint(path, small_checkpoint(), CheckpointFormat::json);
         std::string text = read_bytes(path);
-        const auto at = text.find("\"format_version\": 1");
+        const auto at = text.find("\"format_version\": 2");
         REQUIRE(at != std::string::npos);
         text.replace(at, 19, "\"format_version\": 7");
         write_bytes(path, text);
@@ -373,8 +399,12 @@ TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkp
             CHECK_THROWS_AS(piano::load_checkpoint<double>(path), CheckpointError);
         }
         write_bytes(path, bytes.substr(0, bytes.size() / 2));
+        CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("checksum mismatch"));
+        write_bytes(path, as_version_1(bytes).substr(0, bytes.size() / 2));  // no checksum to stop it
         CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("the file is truncated or corrupt"));
         write_bytes(path, bytes + "x");
+        CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("checksum mismatch"));
+        write_bytes(path, restamped(bytes.substr(0, bytes.size() - 8) + "x" + bytes.substr(bytes.size() - 8)));
         CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("unexpected bytes after the end"));
     }
     SECTION("a JSON file cut at every length") {
@@ -401,7 +431,7 @@ TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkp
             for (const std::uint64_t huge : {std::uint64_t{1} << 40, std::uint64_t{1} << 62, ~std::uint64_t{0}}) {
                 std::string corrupt = bytes;
                 overwrite_u64(corrupt, offset, huge);
-                write_bytes(path, corrupt);
+                write_bytes(path, restamped(corrupt));
                 CHECK_THROWS_AS(piano::load_checkpoint<double>(path), CheckpointError);
             }
         }
@@ -411,10 +441,10 @@ TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkp
         std::string corrupt = bytes;
         REQUIRE(static_cast<unsigned char>(corrupt[values_count]) == 4);
         overwrite_u64(corrupt, values_count, std::uint64_t{1} << 61);
-        write_bytes(path, corrupt);
+        write_bytes(path, restamped(corrupt));
         CHECK_THROWS_WITH(piano::load_checkpoint<double>(path), Contains("truncated or corrupt"));
         overwrite_u64(corrupt, values_count, 3);
-        write_bytes(path, corrupt);
+        write_bytes(path, restamped(corrupt));
         CHECK_THROWS_AS(piano::load_checkpoint<double>(path), CheckpointError);
     }
     SECTION("random bytes, with and without the magic number, and random bit flips") {
@@ -430,11 +460,12 @@ TEST_CASE("corrupt checkpoints throw CheckpointError, never crash", "[io][checkp
             write_bytes(path, "PIANOCKP" + noise);
             CHECK_THROWS_AS(piano::load_checkpoint<double>(path), CheckpointError);
 
-            // A flipped byte may still load (a changed value); it must never crash.
+            // Behind a valid checksum a flipped byte may still load (a changed value); it
+            // must never crash.
             std::string flipped = bytes;
-            flipped[std::uniform_int_distribution<std::size_t>(8, bytes.size() - 1)(rng)] ^=
+            flipped[std::uniform_int_distribution<std::size_t>(8, bytes.size() - 9)(rng)] ^=
                 static_cast<char>(1 + byte(rng) % 255);
-            write_bytes(path, flipped);
+            write_bytes(path, restamped(flipped));
             try {
                 (void)piano::load_checkpoint<double>(path);
             } catch (const CheckpointError&) {
@@ -538,4 +569,104 @@ TEST_CASE("load_checkpoint reads a stream as it reads a file", "[io][checkpoint]
     std::istringstream empty("");
     CHECK_THROWS_WITH(piano::load_checkpoint<double>(empty, "upload #3"),
                       Contains("load_checkpoint 'upload #3': the file is empty"));
+}
+
+TEST_CASE("every changed byte of a checkpoint is refused or changes nothing", "[io][checkpoint][integrity]") {
+    TempDir dir("checkpoint");
+    const fs::path path = dir / "ck";
+    std::mt19937_64 rng(15);
+    std::uniform_int_distribution<int> nonzero(1, 255);
+    const Checkpoint<float> original = sample_checkpoint<float>();
+    SECTION("binary: every byte after the magic, each changed once, is refused by the checksum") {
+        piano::save_checkpoint(path, original);
+        const std::string bytes = read_bytes(path);
+        for (std::size_t i = 8; i < bytes.size(); ++i) {
+            std::string changed = bytes;
+            changed[i] = static_cast<char>(changed[i] ^ nonzero(rng));
+            write_bytes(path, changed);
+            INFO("byte " << i << " of " << bytes.size());
+            CHECK_THROWS_AS(piano::load_checkpoint<float>(path), CheckpointError);
+        }
+        std::string exponent = bytes;
+        exponent[bytes.size() / 2] = static_cast<char>(exponent[bytes.size() / 2] ^ 0x40);
+        write_bytes(path, exponent);
+        CHECK_THROWS_WITH(piano::load_checkpoint<float>(path),
+                          Contains("checksum mismatch") && Contains("the file is corrupt"));
+    }
+    SECTION("JSON: every byte, each changed once, is refused or loads the same contents") {
+        piano::save_checkpoint(path, original, CheckpointFormat::json);
+        const std::string text = read_bytes(path);
+        int loaded = 0;
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            std::string changed = text;
+            changed[i] = static_cast<char>(changed[i] ^ nonzero(rng));
+            write_bytes(path, changed);
+            INFO("byte " << i << " of " << text.size());
+            try {
+                check_same(original, piano::load_checkpoint<float>(path));
+                ++loaded;  // e.g. a changed space between two fields
+            } catch (const CheckpointError&) {
+            }
+        }
+        CHECK(loaded < static_cast<int>(text.size()) / 4);
+    }
+}
+
+TEST_CASE("files of format version 1 still load, without a checksum", "[io][checkpoint][integrity]") {
+    TempDir dir("checkpoint");
+    const fs::path path = dir / "ck";
+    const Checkpoint<float> original = sample_checkpoint<float>();
+    for (const auto format : {CheckpointFormat::binary, CheckpointFormat::json}) {
+        piano::save_checkpoint(path, original, format);
+        write_bytes(path, as_version_1(read_bytes(path)));
+        check_same(original, piano::load_checkpoint<float>(path));
+    }
+    // Files that version 1 itself wrote (the fuzzers' former seeds).
+    const fs::path fixtures = fs::path(PIANO_TEST_FIXTURES) / "checkpoint";
+    for (const char* name : {"v1_few.ckpt", "v1_few.json"}) {
+        INFO(name);
+        const Checkpoint<float> old = piano::load_checkpoint<float>(fixtures / name);
+        CHECK(old.parameters.size() == 3);
+        CHECK(old.optimizer_name == "adam");
+    }
+    // A version 1 JSON file has no checksum field; one that does is corrupt.
+    piano::save_checkpoint(path, original, CheckpointFormat::json);
+    std::string text = read_bytes(path);
+    text[text.find("\"format_version\": 2") + 18] = '1';
+    write_bytes(path, text);
+    CHECK_THROWS_WITH(piano::load_checkpoint<float>(path), Contains("unexpected field 'checksum'"));
+}
+
+TEST_CASE("non-finite parameters and optimizer state are refused", "[io][checkpoint][integrity]") {
+    TempDir dir("checkpoint");
+    const fs::path path = dir / "ck";
+    Checkpoint<float> c = sample_checkpoint<float>();
+    SECTION("a float of 1e39 in a JSON file is inf, which is refused") {
+        piano::save_checkpoint(path, c, CheckpointFormat::json);
+        std::string text = as_version_1(read_bytes(path));  // no checksum to stop it first
+        const std::string third = "0.3333333432674408";     // encoder.weight (1,1) = 1/3 as float
+        REQUIRE(text.find(third) != std::string::npos);
+        text.replace(text.find(third), third.size(), "1e39");
+        write_bytes(path, text);
+        CHECK_THROWS_WITH(piano::load_checkpoint<float>(path),
+                          Contains("parameter 'encoder.weight' holds inf at entry (1,1), which is not finite"));
+    }
+    SECTION("save_checkpoint refuses to write what load_checkpoint would refuse") {
+        c.optimizer->slots.begin()->second[0](0, 0) = std::numeric_limits<float>::quiet_NaN();
+        CHECK_THROWS_WITH(piano::save_checkpoint(path, c),
+                          Contains("optimizer state 0 of") && Contains("nan at entry (0,0)"));
+        CHECK_FALSE(fs::exists(path));
+    }
+    SECTION("Adam refuses a negative second moment before changing anything") {
+        std::mt19937_64 rng(7);
+        Net<float> net(rng);
+        piano::Adam<float> adam(net.named_parameters(), piano::AdamOptions{});
+        one_step(net, adam);
+        const piano::OptimizerState<float> before = adam.state();
+        piano::OptimizerState<float> bad = before;
+        bad.slots.at("head.bias")[1](0, 0) = -1.0f;
+        CHECK_THROWS_WITH(adam.load_state(bad), Contains("'head.bias' slot exp_avg_sq holds -1") &&
+                                                    Contains("never negative"));
+        CHECK(adam.state().slots.at("head.bias")[1](0, 0) == before.slots.at("head.bias")[1](0, 0));
+    }
 }

@@ -195,3 +195,34 @@ TEST_CASE("dense features the model was not built for are a ShapeError, never ig
     REQUIRE(r.score.size() == 3);
     for (double s : r.score) CHECK(std::isfinite(s));
 }
+
+TEST_CASE("every model refuses a negative id in every id field of a request", "[model][limits][ids]") {
+    // One check in make_batch: a model that never reads a field (DNN has no history query
+    // terms, PIANO without QDIR reads no history query) must not accept a bad id there.
+    using Edit = void (*)(data::Request&);
+    const std::pair<const char*, Edit> edits[] = {
+        {"query term 1", [](data::Request& r) { r.query[1] = -2; }},
+        {"candidate 2 field shop", [](data::Request& r) { r.candidates[2].fields.shop = -2; }},
+        {"history event 0 field item", [](data::Request& r) { r.history[0].fields.item = -2; }},
+        {"history event 1 field cate4", [](data::Request& r) { r.history[1].fields.cate4 = -2; }},
+        {"history event 0 query term 0", [](data::Request& r) { r.history[0].query[0] = -2; }},
+    };
+    for (const auto& name : piano::model_names()) {
+        auto model = piano::make_model<double>(name, limits_test::config());
+        for (const auto& edit : edits) {
+            data::Request r = limits_test::request(3, 2);
+            edit.second(r);
+            INFO(name << ", " << edit.first);
+            CHECK_THROWS_AS(model->rerank(r), std::invalid_argument);
+            CHECK_THROWS_WITH(model->rerank(r), Catch::Contains(std::string(edit.first) + ": id -2 is negative"));
+        }
+        data::Request query = limits_test::request(3, 2);
+        query.history[0].query[0] = -2;
+        CHECK_THROWS_WITH(model->rerank(query), "make_batch: request 0: history event 0 query term 0: id -2 is negative; "
+                                                "ids are rows of the embedding tables and must be >= 0");
+        data::Request r = limits_test::request(3, 2);
+        r.history[1].type = static_cast<data::Behavior>(9);
+        INFO(name);
+        CHECK_THROWS_WITH(model->rerank(r), Catch::Contains("history event 1 behaviour: id 9 is not a behaviour"));
+    }
+}

@@ -193,6 +193,18 @@ TEST_CASE("reshape rejects a different number of entries", "[ops][indexing][erro
     CHECK_THROWS_WITH(piano::reshape(x, -2, -3), Catch::Contains("[-2,-3]"));
 }
 
+TEST_CASE("reshape to a shape whose size overflows is a ShapeError", "[ops][indexing][errors][overflow]") {
+    // 2^62 x 4 wraps around to 0 entries in 64-bit arithmetic: the [0,3] input must not pass.
+    const Tensor<double> empty = Tensor<double>::zeros(0, 3);
+    const piano::Index huge = piano::Index{1} << 62;
+    CHECK_THROWS_WITH(piano::reshape(empty, huge, 4), "reshape: 4611686018427387904 x 4 entries overflow the index type");
+    CHECK_THROWS_AS(piano::reshape(empty, huge, huge), piano::ShapeError);
+    CHECK_THROWS_AS(Tensor<double>::zeros(huge, 8), piano::ShapeError);
+    CHECK_THROWS_AS(Tensor<double>::ones(-1, 2), piano::ShapeError);
+    CHECK(piano::detail::checked_size_product(3, 5, "test") == 15);
+    CHECK(piano::detail::checked_size_product(0, huge, "test") == 0);
+}
+
 TEST_CASE("a table that also receives a dense gradient is cleared whole", "[ops][embedding]") {
     Tensor<double> table(Matrix<double>::Ones(4, 2), true);
     // The table is gathered (sparse) and also used in a product (dense) in one graph.

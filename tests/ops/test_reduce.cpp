@@ -33,9 +33,12 @@ TEST_CASE("reductions pass the gradient check", "[ops][reduce]") {
         {"col_sum", [](const Tensor<double>& x) { return piano::col_sum(x); }},
         {"col_mean", [](const Tensor<double>& x) { return piano::col_mean(x); }},
     };
-    for (const auto& [name, op] : ops) {
-        DYNAMIC_SECTION(name) {
-            auto f = [&](const Inputs& in) { return op(in[0]); };
+    // A named pair, not a structured binding: C++17 lets no lambda capture a binding
+    // (GCC accepts it, clang does not).
+    for (const auto& named : ops) {
+        const Op& op = named.second;
+        DYNAMIC_SECTION(named.first) {
+            auto f = [&op](const Inputs& in) { return op(in[0]); };
             auto r = piano::check_gradients(f, {random_tensor(3, 4, 1)});
             INFO(r.message);
             CHECK(r.ok);

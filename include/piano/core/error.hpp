@@ -21,12 +21,36 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
-/// A malformed input record. what() reads "FILE:LINE: field NAME: problem"; the parts
-/// are also available for programs that report errors their own way.
+namespace detail {
+
+/// `text` with every byte that does not print (a control character or DEL) written as
+/// \xNN, so a NUL or an escape sequence taken from a file neither cuts a message short
+/// nor reaches the terminal. Bytes >= 0x80 (UTF-8) are kept.
+inline std::string printable(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char ch : text) {
+        const auto byte = static_cast<unsigned char>(ch);
+        if (byte >= 0x20 && byte != 0x7f) {
+            out += ch;
+        } else {
+            out += "\\x";
+            out += "0123456789ABCDEF"[byte >> 4];
+            out += "0123456789ABCDEF"[byte & 15];
+        }
+    }
+    return out;
+}
+
+}  // namespace detail
+
+/// A malformed input record. what() reads "FILE:LINE: field NAME: problem", with bytes
+/// that do not print escaped (detail::printable); the parts are also available, as given,
+/// for programs that report errors their own way.
 class DataError : public std::runtime_error {
 public:
     DataError(std::string file, long line, std::string field, const std::string& problem)
-        : std::runtime_error(file + ":" + std::to_string(line) + ": field " + field + ": " + problem),
+        : std::runtime_error(detail::printable(file + ":" + std::to_string(line) + ": field " + field + ": " + problem)),
           file_(std::move(file)), line_(line), field_(std::move(field)) {}
     const std::string& file() const noexcept { return file_; }
     long line() const noexcept { return line_; }
@@ -56,6 +80,19 @@ class AnomalyError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+namespace detail {
+
+/// ConfigError "WHO: OPTION must be >= MIN, got VALUE" unless value >= minimum. NaN is
+/// never >= anything, so it is refused too, and named: "got nan".
+inline void require_at_least(const std::string& who, const std::string& option, double value, double minimum = 0) {
+    if (value >= minimum) return;
+    std::ostringstream out;
+    out << who << ": " << option << " must be >= " << minimum << ", got " << value;
+    throw ConfigError(out.str());
+}
+
+}  // namespace detail
 
 /// "[rows,cols]": the notation every shape message uses.
 inline std::string shape_string(Eigen::Index rows, Eigen::Index cols) {

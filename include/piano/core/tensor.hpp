@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -48,6 +49,19 @@ inline bool& grad_mode_flag() {
 inline std::atomic<bool>& anomaly_flag() {
     static std::atomic<bool> enabled{false};
     return enabled;
+}
+
+/// a * b for two sizes, or ShapeError naming `op` when either is negative or the product
+/// does not fit in an Index. Every size product computed from a caller's numbers goes
+/// through here: a product that wraps around would pass a shape check it must fail.
+inline Index checked_size_product(Index a, Index b, const std::string& op) {
+    if (a < 0 || b < 0) {
+        throw ShapeError(op + ": a size is negative in " + std::to_string(a) + " x " + std::to_string(b));
+    }
+    if (a != 0 && b > std::numeric_limits<Index>::max() / a) {
+        throw ShapeError(op + ": " + std::to_string(a) + " x " + std::to_string(b) + " entries overflow the index type");
+    }
+    return a * b;
 }
 }  // namespace detail
 
@@ -83,6 +97,10 @@ struct Node {
     std::string op = "leaf";  // the op that produced the value, for messages
     std::vector<std::shared_ptr<Node>> inputs;
     std::function<void(Node&)> backward_fn;  // empty for leaves
+    // True once a backward() without retain_graph dropped this node's inputs and closure:
+    // it still requires grad but can pass nothing on, so a later backward that reaches it
+    // throws instead of silently stopping here.
+    bool released = false;
 
     // Sparse-gradient bookkeeping for embedding tables. When grad_is_row_sparse is true,
     // every non-zero of grad lies in touched_rows (the rows gathers added into since the
@@ -249,13 +267,17 @@ public:
 
     explicit Tensor(NodePtr node) : node_(std::move(node)) {}
 
+    /// The factories throw ShapeError for a negative shape or one whose size overflows.
     static Tensor zeros(Index rows, Index cols, bool requires_grad = false) {
+        detail::checked_size_product(rows, cols, "Tensor::zeros");
         return Tensor(Matrix<T>::Zero(rows, cols), requires_grad);
     }
     static Tensor ones(Index rows, Index cols, bool requires_grad = false) {
+        detail::checked_size_product(rows, cols, "Tensor::ones");
         return Tensor(Matrix<T>::Ones(rows, cols), requires_grad);
     }
     static Tensor constant(Index rows, Index cols, T value, bool requires_grad = false) {
+        detail::checked_size_product(rows, cols, "Tensor::constant");
         return Tensor(Matrix<T>::Constant(rows, cols, value), requires_grad);
     }
     /// A 1x1 tensor: how a scalar enters the graph (it broadcasts in elementwise ops).
@@ -263,6 +285,7 @@ public:
     /// Entries drawn from N(0, stddev^2) with the given generator, so results are seeded.
     template <typename Rng>
     static Tensor randn(Index rows, Index cols, Rng& rng, T stddev = T(1), bool requires_grad = false) {
+        detail::checked_size_product(rows, cols, "Tensor::randn");
         std::normal_distribution<double> normal(0.0, static_cast<double>(stddev));
         Matrix<T> m(rows, cols);
         for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(normal(rng));
@@ -334,6 +357,10 @@ public:
     /// Backpropagate with the given upstream gradient (same shape as the value). After
     /// the walk the gradients of intermediate nodes are freed, and the graph above the
     /// leaves is released (inputs and closures dropped) unless retain_graph is true.
+    /// Throws std::logic_error, before any gradient changes, if the walk would pass
+    /// through a node an earlier backward released: a second backward through the same
+    /// graph, or a new graph built on an intermediate of a released one (either would
+    /// silently miss the gradients that node can no longer pass on).
     void backward(const Matrix<T>& seed, bool retain_graph = false) {
         auto& root = checked();
         if (!root.requires_grad) {
@@ -353,6 +380,7 @@ public:
                 if (!retain_graph) {
                     n->backward_fn = nullptr;
                     n->inputs.clear();
+                    n->released = true;
                 }
             }
         };
@@ -388,6 +416,15 @@ private:
         }
     }
 
+    [[noreturn]] static void throw_released(const Node<T>& n, const Node<T>& root) {
+        const std::string what = n.op + " " + shape_string(n.value.rows(), n.value.cols());
+        throw std::logic_error(
+            "backward: trying to backward through the graph a second time: " +
+            (&n == &root ? "this tensor (" + what + ") was" : "the intermediate " + what + " it uses was") +
+            " computed in a graph that an earlier backward() released. Pass retain_graph = true to that "
+            "backward to walk the graph again, or detach() a tensor to use its value as a constant");
+    }
+
     // Post-order DFS with an explicit stack, so graph depth is limited by memory, not by
     // the call stack. Only nodes that require grad are visited.
     static std::vector<Node<T>*> topological_order(Node<T>* root) {
@@ -398,6 +435,7 @@ private:
         seen.insert(root);
         while (!stack.empty()) {
             auto& [n, next] = stack.back();
+            if (n->released) throw_released(*n, *root);
             if (next < n->inputs.size()) {
                 Node<T>* child = n->inputs[next++].get();
                 if (child->requires_grad && seen.insert(child).second) stack.emplace_back(child, 0);

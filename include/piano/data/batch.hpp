@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,8 +55,50 @@ struct Batch {
     Index num_history() const { return hist_offsets.back(); }
 };
 
+namespace detail {
+
+/// std::invalid_argument unless every id of `r` is a row a table can hold: every query
+/// term, every field of every candidate and history event, every history query term
+/// (>= 0), and every behaviour (< kBehaviorCount). Rows from the vocabularies always are;
+/// a hand-built request may not be, and a model reads only some of the fields, so this
+/// one check in make_batch stands for every model. `index` is r's position in the batch.
+inline void check_ids(const Request& r, std::size_t index) {
+    const auto fail = [&](const std::string& where, long long id, const std::string& problem) {
+        std::string request = "request " + std::to_string(index);
+        if (!r.source.file.empty()) request += " (" + r.source.file + ":" + std::to_string(r.source.line) + ")";
+        throw std::invalid_argument("make_batch: " + request + ": " + where + ": id " + std::to_string(id) + " " +
+                                    problem);
+    };
+    const std::string negative = "is negative; ids are rows of the embedding tables and must be >= 0";
+    for (std::size_t t = 0; t < r.query.size(); ++t) {
+        if (r.query[t] < 0) fail("query term " + std::to_string(t), r.query[t], negative);
+    }
+    const auto check_fields = [&](const ItemFields& f, const std::string& where) {
+        for (int k = 0; k < ItemFields::kCount; ++k) {
+            if (f[k] < 0) fail(where + " field " + kItemFieldNames[k], f[k], negative);
+        }
+    };
+    for (std::size_t i = 0; i < r.candidates.size(); ++i) check_fields(r.candidates[i].fields, "candidate " + std::to_string(i));
+    for (std::size_t j = 0; j < r.history.size(); ++j) {
+        const HistoryEvent& e = r.history[j];
+        const std::string where = "history event " + std::to_string(j);
+        check_fields(e.fields, where);
+        for (std::size_t t = 0; t < e.query.size(); ++t) {
+            if (e.query[t] < 0) fail(where + " query term " + std::to_string(t), e.query[t], negative);
+        }
+        const int type = static_cast<int>(e.type);
+        if (type >= kBehaviorCount) {
+            fail(where + " behaviour", type, "is not a behaviour (there are " + std::to_string(kBehaviorCount) + ")");
+        }
+    }
+}
+
+}  // namespace detail
+
 /// Stacks `requests` in the given order. Every request needs >= 1 candidate and one dense
-/// width D for all its candidates and for the whole batch (DataError naming the request).
+/// width D for all its candidates and for the whole batch (DataError naming the request),
+/// and ids that are rows (std::invalid_argument naming the request, field and id; see
+/// detail::check_ids): every model is built on a batch, so none reads a bad id.
 inline Batch make_batch(const std::vector<const Request*>& requests) {
     Batch b;
     b.requests = requests;
@@ -93,6 +136,7 @@ inline Batch make_batch(const std::vector<const Request*>& requests) {
     b.hist_offsets.push_back(0);
     b.hist_query_offsets.push_back(0);
     for (const Request* r : requests) {
+        detail::check_ids(*r, b.cand_offsets.size() - 1);
         if (r->candidates.empty())
             throw DataError(r->source.file, r->source.line, "candidates", "make_batch: a request needs >= 1 candidate");
         for (Row t : r->query) b.query_terms.push_back(t);

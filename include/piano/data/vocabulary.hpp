@@ -53,10 +53,12 @@ public:
     /// The empty vocabulary: every id maps to row 0; rows() == 1.
     Vocabulary() = default;
 
+    /// The largest max_rows: rows are 32-bit.
+    static constexpr std::size_t kRowLimit = static_cast<std::size_t>(std::numeric_limits<Row>::max());
+
     /// `ids` in row order (row 1 first), distinct and non-empty; `max_rows` = 0 for no cap,
     /// else >= 2. Ids past the first max_rows-1 are hashed (see the file comment).
     Vocabulary(std::vector<std::string> ids, std::size_t max_rows) {
-        constexpr std::size_t kRowLimit = static_cast<std::size_t>(std::numeric_limits<Row>::max());
         if (max_rows == 1 || max_rows > kRowLimit)
             throw ConfigError("Vocabulary: max_rows must be 0 (no cap) or in [2, " + std::to_string(kRowLimit) +
                               "], got " + std::to_string(max_rows));
@@ -125,16 +127,17 @@ public:
             throw DataError(name, 1, "header",
                             "unsupported version '" + line + "' (this build reads version " +
                                 std::to_string(kVersion) + ")");
+        // Digits only (stoull alone would read "-5" as 2^64 - 5), and a value the
+        // constructor accepts, so that a bad header is this file's DataError.
         std::size_t max_rows = 0;
         const std::string digits = line.substr(expected.size());
-        std::size_t used = 0;
-        try {
-            max_rows = std::stoull(digits, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (digits.empty() || used != digits.size() || max_rows == 1)
-            throw DataError(name, 1, "max_rows", "expected 0 or an integer >= 2, got '" + digits + "'");
+        const bool all_digits = !digits.empty() && digits.size() <= 19 &&
+                                digits.find_first_not_of("0123456789") == std::string::npos;
+        if (all_digits) max_rows = std::stoull(digits);
+        if (!all_digits || max_rows == 1 || max_rows > kRowLimit)
+            throw DataError(name, 1, "max_rows",
+                            "expected 0 (no cap) or an integer in [2, " + std::to_string(kRowLimit) + "], got '" +
+                                digits + "'");
 
         std::vector<std::string> ids;
         std::unordered_map<std::string, long> seen;

@@ -10,10 +10,10 @@
 // non-polymorphic save/load code: no type registration, so no load can fail because a
 // registration was missing.
 //
-// File layout, format version 1. Binary (the default):
+// File layout, format version 2. Binary (the default):
 //   8 bytes   "PIANOCKP", raw, so the kind of file shows in its first bytes
-//   then a cereal PortableBinaryArchive: 1 byte, the writer's endianness (values are
-//   byte-swapped on load when it differs from the reader's), then
+//   then a cereal PortableBinaryArchive: 1 byte, the endianness (always little since
+//   version 2; a reader byte-swaps values when it differs from its own), then
 //   u32       format_version
 //   string    scalar             "float" or "double"
 //   i64       step, epoch
@@ -23,22 +23,31 @@
 //                                list of (string parameter name, list of matrix)
 //   string    rng_state
 //   map       metadata
+//   8 bytes   checksum: FNV-1a (64 bit) of every byte before it, magic included, little-endian
 // where string = u64 length, bytes; list = u64 count, items; map = list of (string key,
 // string value), keys ascending; matrix = i64 rows, i64 cols, u64 count (= rows*cols),
 // count scalars in row-major order.
 // JSON (for inspection and diffing) holds the same fields by name, after "magic":
-// "PIANOCKP"; a list is an array of objects, a matrix {"rows", "cols", "values": [...]}.
-// Scalars are written so that they parse back to the same bits (NaN payloads excepted).
+// "PIANOCKP"; a list is an array of objects, a matrix {"rows", "cols", "values": [...]};
+// its last field "checksum" is 16 hex digits, the checksum the binary file of the same
+// checkpoint ends with, so it is checked against the contents as parsed (JSON has many
+// spellings of one number). Scalars are written so that they parse back to the same bits.
+// A corrupt file is refused by the checksum before its body is parsed (binary) or before
+// load_checkpoint returns it (JSON); either way before anything is restored. Loading also
+// refuses non-finite parameters and optimizer state, whatever the version.
+// Version 1 (the same without the checksum) still loads, unchecked.
 #pragma once
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <istream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -46,6 +55,8 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -61,7 +72,9 @@
 namespace piano {
 
 /// The format version this build writes, and the newest it reads.
-inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+inline constexpr std::uint32_t kCheckpointFormatVersion = 2;
+/// The first version with a checksum; older files (version 1) load without one.
+inline constexpr std::uint32_t kCheckpointFirstChecksummedVersion = 2;
 /// The first 8 bytes of a binary checkpoint, and the "magic" field of a JSON one.
 inline constexpr char kCheckpointMagic[] = "PIANOCKP";
 
@@ -100,6 +113,33 @@ constexpr int kMaxJsonDepth = 16;
 template <typename T>
 const char* scalar_name() {
     return std::is_same_v<T, float> ? "float" : "double";
+}
+
+// FNV-1a, 64 bit. Every step (xor a byte, multiply by an odd number) is a bijection of
+// the state, so any change confined to one byte of the input changes the result.
+inline std::uint64_t checksum(const char* data, std::size_t size) {
+    std::uint64_t h = 14695981039346656037ull;
+    for (std::size_t i = 0; i < size; ++i) {
+        h ^= static_cast<unsigned char>(data[i]);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+inline std::string hex64(std::uint64_t v) {
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = "0123456789abcdef"[v & 15];
+    return out;
+}
+constexpr std::size_t kChecksumSize = 8;
+inline std::string checksum_bytes(std::uint64_t v) {  // little-endian
+    std::string out(kChecksumSize, '\0');
+    for (std::size_t i = 0; i < kChecksumSize; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    return out;
+}
+inline std::uint64_t read_checksum_bytes(const char* p) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < kChecksumSize; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    return v;
 }
 
 template <class Archive>
@@ -185,7 +225,19 @@ struct GrowIn {
         cereal::size_type count = 0;
         ar(cereal::make_size_tag(count));
         out.clear();
-        if constexpr (is_json<Archive>) {
+        if constexpr (is_json<Archive> && std::is_same_v<E, float>) {
+            // JSON numbers are doubles; one beyond float's range (1e39) would make the cast
+            // cereal does undefined. It becomes an infinity here, which check_finite refuses.
+            out.resize(static_cast<std::size_t>(count));
+            for (auto& e : out) {
+                double d = 0;
+                ar(d);
+                const double limit = std::numeric_limits<float>::max();
+                e = d > limit    ? std::numeric_limits<float>::infinity()
+                    : d < -limit ? -std::numeric_limits<float>::infinity()
+                                 : static_cast<float>(d);
+            }
+        } else if constexpr (is_json<Archive>) {
             out.resize(static_cast<std::size_t>(count));
             for (auto& e : out) ar(e);
         } else {
@@ -338,7 +390,7 @@ void check_scalar(const std::string& scalar) {
 // Reads format_version through the body into `c`, checking the version and scalar type
 // before anything else.
 template <class Archive, typename T>
-void load_body(Archive& ar, Checkpoint<T>& c) {
+std::uint32_t load_body(Archive& ar, Checkpoint<T>& c) {
     std::uint32_t version = 0;
     ar(cereal::make_nvp("format_version", version));
     check_version(version);
@@ -352,13 +404,15 @@ void load_body(Archive& ar, Checkpoint<T>& c) {
     c.epoch = static_cast<long>(epoch);
     ar(cereal::make_nvp("config", get_text_map(c.config, "config")));
     c.parameters.clear();
-    ar(cereal::make_nvp("parameters", list_in([&c](auto& a) {
+    // A set, not a scan of the names before: a file of n parameters loads in O(n).
+    std::unordered_set<std::string> names;
+    ar(cereal::make_nvp("parameters", list_in([&c, &names](auto& a) {
                             std::string name;
                             Matrix<T> value;
                             get_text(a, "name", name);
                             get_matrix(a, value);
-                            for (const auto& [existing, unused] : c.parameters) {
-                                if (existing == name) throw CheckpointError("parameter '" + name + "' appears twice");
+                            if (!names.insert(name).second) {
+                                throw CheckpointError("parameter '" + name + "' appears twice");
                             }
                             c.parameters.emplace_back(std::move(name), std::move(value));
                         })));
@@ -374,6 +428,54 @@ void load_body(Archive& ar, Checkpoint<T>& c) {
     }
     get_text(ar, "rng_state", c.rng_state);
     ar(cereal::make_nvp("metadata", get_text_map(c.metadata, "metadata")));
+    return version;
+}
+
+// The bytes of the binary file of `c` up to its checksum: magic, then the archive, always
+// little-endian so that the bytes (and the checksum) do not depend on the machine.
+template <typename T>
+std::string encode_binary(const Checkpoint<T>& c) {
+    std::ostringstream out(std::ios::binary);
+    out.write(kCheckpointMagic, kMagicSize);
+    {
+        cereal::PortableBinaryOutputArchive ar(out, cereal::PortableBinaryOutputArchive::Options::LittleEndian());
+        save_body(ar, c);
+    }
+    return std::move(out).str();
+}
+
+// "at entry (r,c)" of the first entry of m that is not finite, or empty when all are.
+template <typename T>
+std::string first_non_finite(const Matrix<T>& m) {
+    for (Index k = 0; k < m.size(); ++k) {
+        const T v = m.data()[k];
+        if (!std::isfinite(v)) {
+            std::ostringstream out;
+            out << v << " at entry (" << k / m.cols() << "," << k % m.cols() << ")";
+            return out.str();
+        }
+    }
+    return {};
+}
+
+// Refuses parameters and optimizer state that are not finite: no trained model holds
+// them, and one Inf (a float field of 1e39 in a JSON file, say) turns the next step into NaN.
+template <typename T>
+void check_finite(const Checkpoint<T>& c) {
+    for (const auto& [name, value] : c.parameters) {
+        const std::string bad = first_non_finite(value);
+        if (!bad.empty()) throw CheckpointError("parameter '" + name + "' holds " + bad + ", which is not finite");
+    }
+    if (!c.optimizer) return;
+    for (const auto& [name, buffers] : c.optimizer->slots) {
+        for (std::size_t k = 0; k < buffers.size(); ++k) {
+            const std::string bad = first_non_finite(buffers[k]);
+            if (!bad.empty()) {
+                throw CheckpointError("optimizer state " + std::to_string(k) + " of '" + name + "' holds " + bad +
+                                      ", which is not finite");
+            }
+        }
+    }
 }
 
 // --- Recognising a file ---
@@ -442,9 +544,30 @@ inline void check_json_shape(const std::string& text) {
     if (!closed) throw CheckpointError("the JSON ends before its closing '}' (the file is cut off)");
 }
 
+// A binary checkpoint: `bytes` is the whole file, magic included. From version 2 on the
+// checksum is compared before the body is parsed, so a corrupt file is refused as such.
 template <typename T>
-Checkpoint<T> read_binary(std::istream& in) {
+Checkpoint<T> read_binary(const std::string& bytes) {
+    std::uint32_t version = 0;
+    {
+        std::istringstream head(bytes.substr(kMagicSize, 16));
+        cereal::PortableBinaryInputArchive ar(head);
+        ar(version);
+        check_version(version);
+    }
+    std::size_t body_end = bytes.size();
+    if (version >= kCheckpointFirstChecksummedVersion) {
+        if (bytes.size() < kMagicSize + kChecksumSize) throw CheckpointError("the file is cut off before its checksum");
+        body_end -= kChecksumSize;
+        const std::uint64_t stored = read_checksum_bytes(bytes.data() + body_end);
+        const std::uint64_t computed = checksum(bytes.data(), body_end);
+        if (stored != computed) {
+            throw CheckpointError("checksum mismatch: the file says " + hex64(stored) + ", its contents give " +
+                                  hex64(computed) + " (the file is corrupt or was changed after it was written)");
+        }
+    }
     Checkpoint<T> c;
+    std::istringstream in(bytes.substr(kMagicSize, body_end - kMagicSize), std::ios::binary);
     {
         cereal::PortableBinaryInputArchive ar(in);
         load_body(ar, c);
@@ -455,9 +578,12 @@ Checkpoint<T> read_binary(std::istream& in) {
     return c;
 }
 
+// A JSON checkpoint. From version 2 on its "checksum" field must match the contents as
+// parsed (see encode_binary); a version 1 file must not have one.
 template <typename T>
-Checkpoint<T> read_json(std::istream& in, const std::string& text) {
+Checkpoint<T> read_json(const std::string& text) {
     check_json_shape(text);
+    std::istringstream in(text);
     cereal::JSONInputArchive ar(in);
     std::string magic;
     try {
@@ -467,28 +593,42 @@ Checkpoint<T> read_json(std::istream& in, const std::string& text) {
     }
     if (magic != kCheckpointMagic) throw not_a_checkpoint(quoted_bytes(magic.data(), magic.size()));
     Checkpoint<T> c;
-    load_body(ar, c);
+    const std::uint32_t version = load_body(ar, c);
+    if (version >= kCheckpointFirstChecksummedVersion) {
+        std::string stored;
+        get_text(ar, "checksum", stored);
+        const std::string canonical = encode_binary(c);
+        const std::string computed = hex64(checksum(canonical.data(), canonical.size()));
+        if (stored != computed) {
+            throw CheckpointError("checksum mismatch: the file says '" + stored + "', its contents give '" + computed +
+                                  "' (the file is corrupt or was changed after it was written)");
+        }
+    }
+    if (ar.getNodeName() != nullptr) {
+        throw CheckpointError(std::string("unexpected field '") + ar.getNodeName() + "' after the last one of version " +
+                              std::to_string(version) + " (the file is corrupt)");
+    }
     return c;
 }
 
-// A binary or JSON checkpoint from a seekable stream positioned at its first byte.
+// A binary or JSON checkpoint from a stream positioned at its first byte, read whole
+// (a checksum needs every byte anyway).
 template <typename T>
 Checkpoint<T> read_stream(std::istream& in) {
-    char head[kMagicSize] = {};
-    in.read(head, kMagicSize);
-    const auto got = static_cast<std::size_t>(in.gcount());
-    if (got == kMagicSize && std::memcmp(head, kCheckpointMagic, kMagicSize) == 0) return read_binary<T>(in);
-
-    // Anything else must be a JSON object: read it whole (rapidjson would anyway).
-    in.clear();
-    in.seekg(0);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (text.empty()) throw CheckpointError("the file is empty");
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos || text[first] != '{') throw not_a_checkpoint(quoted_bytes(head, got));
-    in.clear();
-    in.seekg(0);
-    return read_json<T>(in, text);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.empty()) throw CheckpointError("the file is empty");
+    Checkpoint<T> c;
+    if (bytes.size() >= kMagicSize && std::memcmp(bytes.data(), kCheckpointMagic, kMagicSize) == 0) {
+        c = read_binary<T>(bytes);
+    } else {
+        const auto first = bytes.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos || bytes[first] != '{') {
+            throw not_a_checkpoint(quoted_bytes(bytes.data(), std::min(bytes.size(), kMagicSize)));
+        }
+        c = read_json<T>(bytes);
+    }
+    check_finite(c);
+    return c;
 }
 
 template <typename T>
@@ -568,14 +708,16 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint<T>& che
             throw CheckpointError("cannot create '" + temp.string() +
                                   "': " + std::error_code(errno, std::generic_category()).message());
         }
+        detail::checkpoint::check_finite(checkpoint);  // a file that load_checkpoint would refuse
+        const std::string bytes = detail::checkpoint::encode_binary(checkpoint);
+        const std::uint64_t sum = detail::checkpoint::checksum(bytes.data(), bytes.size());
         if (format == CheckpointFormat::binary) {
-            out.write(kCheckpointMagic, detail::checkpoint::kMagicSize);
-            cereal::PortableBinaryOutputArchive ar(out);
-            detail::checkpoint::save_body(ar, checkpoint);
+            out << bytes << detail::checkpoint::checksum_bytes(sum);
         } else {
             cereal::JSONOutputArchive ar(out);  // the JSON is complete once `ar` is destroyed
             ar(cereal::make_nvp("magic", std::string(kCheckpointMagic)));
             detail::checkpoint::save_body(ar, checkpoint);
+            detail::checkpoint::put_text(ar, "checksum", detail::checkpoint::hex64(sum));
         }
         out.flush();
         out.close();
@@ -662,22 +804,26 @@ void restore(Module<T>& model, const Checkpoint<T>& checkpoint, Optimizer<T>* op
             problems.push_back("config '" + key + "': checkpoint " + it->second + ", model " + value);
         }
     }
+    // Names looked up in hash maps, so matching n parameters is O(n), not O(n^2).
+    std::unordered_map<std::string, const Matrix<T>*> in_file;
+    for (const auto& [name, value] : checkpoint.parameters) in_file.emplace(name, &value);
+    const std::unordered_set<std::string> in_model(model_names.begin(), model_names.end());
     std::vector<const Matrix<T>*> sources;  // sources[i]: the value for model_parameters[i]
     for (const auto& [name, p] : model_parameters) {
-        const auto it = std::find_if(checkpoint.parameters.begin(), checkpoint.parameters.end(),
-                                     [&name = name](const auto& named) { return named.first == name; });
-        if (it == checkpoint.parameters.end()) {
+        const auto found = in_file.find(name);
+        const Matrix<T>* value = found == in_file.end() ? nullptr : found->second;
+        if (!value) {
             problems.push_back("checkpoint has no parameter '" + name +
                                "' (it has: " + closest_names(name, file_names) + ")");
-        } else if (it->second.rows() != p.rows() || it->second.cols() != p.cols()) {
-            problems.push_back("parameter '" + name + "': checkpoint " +
-                               shape_string(it->second.rows(), it->second.cols()) + ", model " + p.shape());
+        } else if (value->rows() != p.rows() || value->cols() != p.cols()) {
+            problems.push_back("parameter '" + name + "': checkpoint " + shape_string(value->rows(), value->cols()) +
+                               ", model " + p.shape());
         } else {
-            sources.push_back(&it->second);
+            sources.push_back(value);
         }
     }
     for (const auto& name : file_names) {
-        if (std::find(model_names.begin(), model_names.end(), name) == model_names.end()) {
+        if (!in_model.count(name)) {
             problems.push_back("checkpoint parameter '" + name + "' is not in the model (it has: " +
                                closest_names(name, model_names) + ")");
         }

@@ -5,8 +5,10 @@
 // malformed values are ConfigErrors naming the key, so a typo never passes silently.
 #pragma once
 
+#include <cstdlib>
 #include <fstream>
 #include <istream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -169,7 +171,7 @@ struct PianoConfig {
             else if (key == "weight_ctcvr") c.weight_ctcvr = parse_double(key, value, 0.0, 1e6);
             else if (key == "weight_list") c.weight_list = parse_double(key, value, 0.0, 1e6);
             else if (key == "weight_listwise") c.weight_listwise = parse_double(key, value, 0.0, 1e6);
-            else if (key == "seed") c.seed = static_cast<unsigned long>(parse_long(key, value, 0));
+            else if (key == "seed") c.seed = parse_unsigned(key, value);
             else throw ConfigError("unknown config key '" + key + "'");
         }
         if (c.d_model % c.heads != 0) {
@@ -196,15 +198,32 @@ private:
         }
         return v;
     }
-    static double parse_double(const std::string& key, const std::string& value, double lo, double hi) {
+    // The whole range of unsigned long, which to_map writes (a seed of 2^64 - 1, say). Only
+    // digits: std::stoul alone would read "-1" as 2^64 - 1.
+    static unsigned long parse_unsigned(const std::string& key, const std::string& value) {
         std::size_t used = 0;
-        double v = 0;
-        try {
-            v = std::stod(value, &used);
-        } catch (const std::exception&) {
-            used = 0;
+        unsigned long v = 0;
+        if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) {
+            try {
+                v = std::stoul(value, &used);
+            } catch (const std::exception&) {
+                throw ConfigError("config key '" + key + "': " + value + " is above the maximum " +
+                                  std::to_string(std::numeric_limits<unsigned long>::max()));
+            }
         }
         if (used == 0 || used != value.size()) {
+            throw ConfigError("config key '" + key + "': expected an integer >= 0, got '" + value + "'");
+        }
+        return v;
+    }
+    // strtod, not std::stod: stod refuses a subnormal number (strtod's ERANGE on underflow),
+    // which to_map writes for a tiny value. An overflow becomes inf and fails the range check.
+    static double parse_double(const std::string& key, const std::string& value, double lo, double hi) {
+        const char* begin = value.c_str();
+        char* end = nullptr;
+        const double v = std::strtod(begin, &end);
+        const auto used = static_cast<std::size_t>(end - begin);
+        if (value.empty() || used != value.size()) {
             throw ConfigError("config key '" + key + "': expected a number, got '" + value + "'");
         }
         if (!(v >= lo && v <= hi)) {

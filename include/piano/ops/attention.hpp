@@ -169,8 +169,10 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
         bool any_key = g.nk > 0;
         if (key_mask && any_key) any_key = key_mask->middleRows(g.k0, g.nk).any();
         g.silent = g.nq == 0 || !any_key;
-        total += static_cast<std::uint64_t>(heads * g.nq * g.nk);
-        work += 2.0 * static_cast<double>(g.nq * g.nk * d);
+        // A corrupt offset list could make nq * nk wrap around and under-allocate P.
+        total += static_cast<std::uint64_t>(
+            detail::checked_size_product(heads, detail::checked_size_product(g.nq, g.nk, op), op));
+        work += 2.0 * static_cast<double>(g.nq) * static_cast<double>(g.nk) * static_cast<double>(d);
     }
 
     const Matrix<T>& Q = q.value();

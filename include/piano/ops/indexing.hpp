@@ -313,7 +313,7 @@ Tensor<T> slice_cols(const Tensor<T>& x, Index begin, Index count) {
 /// Needs rows, cols >= 0 and rows * cols == x.size(). Backward: G read back as x's shape.
 template <typename T>
 Tensor<T> reshape(const Tensor<T>& x, Index rows, Index cols) {
-    if (rows < 0 || cols < 0 || rows * cols != x.size()) {
+    if (rows < 0 || cols < 0 || detail::checked_size_product(rows, cols, "reshape") != x.size()) {
         throw ShapeError("reshape: cannot read x " + x.shape() + " (" + std::to_string(x.size()) + " entries) as " +
                          shape_string(rows, cols) + "; the shape must be non-negative with the same number of entries");
     }

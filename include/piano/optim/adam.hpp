@@ -108,8 +108,22 @@ public:
 
     OptimizerState<T> state() const override { return detail::export_slots(this->step_, this->parameters_, slots_); }
 
+    /// Also throws CheckpointError for a second moment (exp_avg_sq) that is negative or NaN,
+    /// which no run can produce and whose square root would turn the next step into NaN.
     void load_state(const OptimizerState<T>& state) override {
-        slots_ = detail::import_slots(name(), slot_names(), this->parameters_, state);
+        std::vector<std::vector<Matrix<T>>> slots = detail::import_slots(name(), slot_names(), this->parameters_, state);
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            const Matrix<T>& v = slots[i][1];
+            for (Index k = 0; k < v.size(); ++k) {
+                if (!(v.data()[k] >= T(0))) {
+                    throw CheckpointError(name() + " load_state: parameter '" + this->parameters_[i].first +
+                                          "' slot exp_avg_sq holds " + std::to_string(v.data()[k]) + " at entry (" +
+                                          std::to_string(k / v.cols()) + "," + std::to_string(k % v.cols()) +
+                                          "); a second moment is never negative (the state is corrupt)");
+                }
+            }
+        }
+        slots_ = std::move(slots);
         this->step_ = state.step;
     }
 
@@ -122,11 +136,11 @@ protected:
     Adam(std::vector<NamedParameter> parameters, const AdamOptions& options, bool decoupled)
         : Optimizer<T>(std::move(parameters), options.learning_rate), options_(options), decoupled_(decoupled) {
         const std::string who = name();
-        if (!(options.learning_rate >= 0)) throw ConfigError(who + ": learning_rate must be >= 0");
+        detail::require_at_least(who, "learning_rate", options.learning_rate);
         if (!(options.beta1 >= 0 && options.beta1 < 1)) throw ConfigError(who + ": beta1 must be in [0, 1)");
         if (!(options.beta2 >= 0 && options.beta2 < 1)) throw ConfigError(who + ": beta2 must be in [0, 1)");
-        if (!(options.eps >= 0)) throw ConfigError(who + ": eps must be >= 0");
-        if (!(options.weight_decay >= 0)) throw ConfigError(who + ": weight_decay must be >= 0");
+        detail::require_at_least(who, "eps", options.eps);
+        detail::require_at_least(who, "weight_decay", options.weight_decay);
         detail::check_optimizer_parameters(who, this->parameters_);
         slots_ = detail::zero_slots(this->parameters_, slot_names().size());
     }

@@ -28,7 +28,7 @@ inline void check_schedule_step(const char* schedule, long step) {
 /// ConfigError unless 0 <= floor <= peak and 0 <= warmup < total.
 inline void check_warmup_decay(const char* schedule, double peak, long warmup, long total, double floor) {
     const std::string name(schedule);
-    if (!(peak >= 0)) throw ConfigError(name + ": peak_lr must be >= 0");
+    detail::require_at_least(name, "peak_lr", peak);
     if (!(floor >= 0 && floor <= peak)) throw ConfigError(name + ": floor_lr must be in [0, peak_lr]");
     if (warmup < 0) throw ConfigError(name + ": warmup_steps must be >= 0, got " + std::to_string(warmup));
     if (total <= warmup) {
@@ -54,7 +54,7 @@ double warmup_then_decay(long step, double peak, double floor, long warmup, long
 class ConstantSchedule {
 public:
     explicit ConstantSchedule(double lr) : lr_(lr) {
-        if (!(lr >= 0)) throw ConfigError("ConstantSchedule: lr must be >= 0");
+        detail::require_at_least("ConstantSchedule", "lr", lr);
     }
     double lr(long step) const {
         detail::check_schedule_step("ConstantSchedule", step);

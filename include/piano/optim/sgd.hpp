@@ -37,9 +37,9 @@ public:
 
     SGD(std::vector<NamedParameter> parameters, const SGDOptions& options)
         : Optimizer<T>(std::move(parameters), options.learning_rate), options_(options) {
-        if (!(options.learning_rate >= 0)) throw ConfigError("sgd: learning_rate must be >= 0");
+        detail::require_at_least("sgd", "learning_rate", options.learning_rate);
         if (!(options.momentum >= 0 && options.momentum < 1)) throw ConfigError("sgd: momentum must be in [0, 1)");
-        if (!(options.weight_decay >= 0)) throw ConfigError("sgd: weight_decay must be >= 0");
+        detail::require_at_least("sgd", "weight_decay", options.weight_decay);
         if (options.nesterov && options.momentum == 0) throw ConfigError("sgd: nesterov needs momentum > 0");
         detail::check_optimizer_parameters(name(), this->parameters_);
         slots_ = detail::zero_slots(this->parameters_, slot_names().size());

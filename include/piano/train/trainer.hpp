@@ -142,6 +142,10 @@ inline void check_options(const TrainOptions& o) {
         throw ConfigError("train: unknown schedule '" + o.schedule + "' (known: constant, cosine, linear)");
     }
     if (o.warmup_steps < 0) throw ConfigError("train: warmup_steps must be >= 0, got " + std::to_string(o.warmup_steps));
+    // Checked here, where the message can name TrainOptions' own fields, before a
+    // schedule or optimizer sees them.
+    piano::detail::require_at_least("train", "learning_rate", o.learning_rate);
+    piano::detail::require_at_least("train", "weight_decay", o.weight_decay);
     if (std::isnan(o.clip_norm)) throw ConfigError("train: clip_norm is NaN (use 0 for no clipping)");
     if (o.patience < 0) throw ConfigError("train: patience must be >= 0, got " + std::to_string(o.patience));
     if (o.threads < 1) throw ConfigError("train: threads must be >= 1, got " + std::to_string(o.threads));
