@@ -31,7 +31,8 @@ from fixture_io import write_fixture
 CONFIG = piano_torch.make_config(
     d_model=8, heads=2, layers=1, ffn_dim=16, dropout=0.0,
     term_rows=12, item_rows=20, brand_rows=6, category_rows=9, shop_rows=4, max_positions=4, gap_buckets=5,
-    listwise_loss=True, weight_ctr=1.0, weight_ctcvr=0.8, weight_list=0.6, weight_listwise=0.4)
+    listwise_loss=True, weight_ctr=1.0, weight_ctcvr=0.8, weight_list=0.6, weight_listwise=0.4,
+    detach_list_heads=False)  # the list loss's gradient through the whole model is checked too
 
 BATCH_FIELDS = ["query_offsets", "query_terms", "cand_offsets", "cand_fields", "cand_pos", "click", "conv",
                 "hist_offsets", "hist_fields", "hist_type", "hist_gap", "hist_has_query", "hist_query_offsets",

@@ -31,7 +31,7 @@ DEFAULT_CONFIG = {
     "d_model": 64, "heads": 4, "layers": 2, "ffn_dim": 256, "dropout": 0.1,
     "term_rows": 10000, "item_rows": 100000, "brand_rows": 10000, "category_rows": 5000, "shop_rows": 5000,
     "dense_features": 0, "max_positions": 200, "gap_buckets": 16,
-    "use_qdir": True, "use_ian": True, "list_loss": True, "listwise_loss": False,
+    "use_qdir": True, "use_ian": True, "list_loss": True, "detach_list_heads": True, "listwise_loss": False,
     "position_model": "pal", "lambda": 0.5, "weighting": "fixed",
     "weight_ctr": 1.0, "weight_ctcvr": 1.0, "weight_list": 0.1, "weight_listwise": 0.5,
 }
@@ -366,8 +366,9 @@ class PianoModel(nn.Module):
             h = self.encoder(torch.cat([z[:, None], cands.pad(x)], dim=1), padding)
             h0 = h[:, 0]
             items = torch.cat([cands.unpad(h, shift=1), h0[cands.segment]], dim=1)
-            out["list_ctr_logit"] = self.list_ctr(h0)
-            out["list_cvr_logit"] = self.list_cvr(h0)
+            h0_for_list = h0.detach() if self.config["detach_list_heads"] else h0
+            out["list_ctr_logit"] = self.list_ctr(h0_for_list)
+            out["list_cvr_logit"] = self.list_cvr(h0_for_list)
         out["ctr_logit"] = self.item_ctr(items)
         out["cvr_logit"] = self.item_cvr(items)
         return out

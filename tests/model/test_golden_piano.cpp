@@ -34,7 +34,7 @@ piano::PianoConfig config_from(const GoldenFixture& fx) {
     const char* keys[] = {"d_model",        "heads",          "layers",      "ffn_dim",       "dropout",
                           "term_rows",      "item_rows",      "brand_rows",  "category_rows", "shop_rows",
                           "dense_features", "max_positions",  "gap_buckets", "use_qdir",      "use_ian",
-                          "list_loss",      "listwise_loss",  "lambda",      "weight_ctr",    "weight_ctcvr",
+                          "list_loss",      "detach_list_heads", "listwise_loss",  "lambda",      "weight_ctr",    "weight_ctcvr",
                           "weight_list",    "weight_listwise"};
     std::map<std::string, std::string> m;
     for (const char* key : keys) {

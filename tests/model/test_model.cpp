@@ -59,6 +59,7 @@ PianoConfig micro_config() {
     c.max_positions = 8;
     c.gap_buckets = 6;
     c.listwise_loss = true;
+    c.detach_list_heads = false;  // the list loss's gradient reaches every parameter
     return c;
 }
 
@@ -110,6 +111,34 @@ TEST_CASE("the whole model's gradient matches finite differences", "[model][grad
             }
         }
     }
+}
+
+TEST_CASE("detached list heads: the list loss trains the list heads and nothing else", "[model][loss]") {
+    std::vector<data::Request> requests = {make_request(1, 4, 3), make_request(2, 2, 0)};
+    const data::Batch batch = data::make_batch(requests, 0, requests.size());
+    PianoConfig config = micro_config();
+    config.detach_list_heads = true;
+    auto gradients = [&](bool with_list_loss) {
+        PianoConfig c = config;
+        c.list_loss = with_list_loss;
+        auto model = piano::make_model<double>("piano", c);
+        const auto out = model->forward(batch);
+        piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total.backward();
+        std::vector<std::pair<std::string, piano::Matrix<double>>> grads;
+        for (const auto& [name, p] : model->named_parameters())
+            grads.emplace_back(name, p.has_grad() ? p.grad() : piano::Matrix<double>::Zero(p.rows(), p.cols()));
+        return grads;
+    };
+    const auto with = gradients(true), without = gradients(false);
+    REQUIRE(with.size() == without.size());
+    bool list_heads_learn = false;
+    for (std::size_t k = 0; k < with.size(); ++k) {
+        INFO("parameter " << with[k].first);
+        const bool list_head = with[k].first.rfind("list_", 0) == 0;
+        if (list_head) list_heads_learn = list_heads_learn || with[k].second.norm() > 0;
+        else CHECK((with[k].second - without[k].second).norm() == Approx(0.0).margin(1e-12));
+    }
+    CHECK(list_heads_learn);
 }
 
 TEST_CASE("PIANO with candidate attention: its gradient matches finite differences", "[model][gradcheck]") {

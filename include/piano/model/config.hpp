@@ -56,6 +56,8 @@ struct PianoConfig {
     bool use_qdir = true;       // false: r = mean of history values ("piano-noqdir")
     bool use_ian = true;        // false: no IAN token and no list heads ("piano-noian")
     bool list_loss = true;      // list-level CTR/CVR supervision through the IAN
+    bool detach_list_heads = true;  // ours: the list heads read h_0 as a constant, so the list
+                                    // loss trains them alone, never the shared encoder
     bool listwise_loss = false; // softmax cross-entropy over each list on clicks
     PositionModel position_model = PositionModel::pal;  // training-only examination term
     bool candidate_attention = false;  // ours: each candidate also attends over the history items (DIN-style)
@@ -113,6 +115,7 @@ struct PianoConfig {
         put("use_qdir", use_qdir);
         put("use_ian", use_ian);
         put("list_loss", list_loss);
+        put("detach_list_heads", detach_list_heads);
         put("listwise_loss", listwise_loss);
         put("candidate_attention", candidate_attention);
         put("lambda", lambda);
@@ -148,6 +151,7 @@ struct PianoConfig {
             else if (key == "use_qdir") c.use_qdir = parse_bool(key, value);
             else if (key == "use_ian") c.use_ian = parse_bool(key, value);
             else if (key == "list_loss") c.list_loss = parse_bool(key, value);
+            else if (key == "detach_list_heads") c.detach_list_heads = parse_bool(key, value);
             else if (key == "listwise_loss") c.listwise_loss = parse_bool(key, value);
             else if (key == "candidate_attention") c.candidate_attention = parse_bool(key, value);
             else if (key == "lambda") c.lambda = parse_double(key, value, 0.0, 1.0);

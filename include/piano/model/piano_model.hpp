@@ -24,6 +24,7 @@
 //   (use_ian = false: h_i = Encoder([x_1..x_L]), no h_0 and no list heads)
 //
 //   list heads from h_0:            list_ctr_logit, list_cvr_logit   [B, 1]
+//   (detach_list_heads, ours: h_0 as a constant there, so L_list trains the list heads only)
 //   item heads from [h_i ; h_0]:    ctr_logit, cvr_logit             [ΣL, 1]
 #pragma once
 
@@ -192,8 +193,11 @@ protected:
             detail::first_layer_split(*item_ctr_, h_items, item_part, h0, node_part, batch.cand_offsets));  // [ΣL, 1]
         out.cvr_logit = item_cvr_->forward_from_first(
             detail::first_layer_split(*item_cvr_, h_items, item_part, h0, node_part, batch.cand_offsets));
-        out.list_ctr_logit = list_ctr_->forward(h0);  // [B, 1]
-        out.list_cvr_logit = list_cvr_->forward(h0);
+        // detach_list_heads: the list task reads the IAN state but sends no gradient back into
+        // it (measured: a list loss that trains the encoder costs the item ranking).
+        const Tensor<T> h0_for_list = this->config_.detach_list_heads ? h0.detach() : h0;
+        out.list_ctr_logit = list_ctr_->forward(h0_for_list);  // [B, 1]
+        out.list_cvr_logit = list_cvr_->forward(h0_for_list);
         return out;
     }
 
