@@ -164,6 +164,9 @@ int main() {
     config.brand_rows = kArtists + 1;
     config.category_rows = 3;                                // unknown, pop, jazz
     config.shop_rows = 2;
+    // The paper's IAN, which the list loss trains. The library's default detaches the list
+    // heads instead, so that the list loss trains them alone (docs/architecture.md, "Losses").
+    config.detach_list_heads = false;
     const std::unique_ptr<piano::Reranker<float>> model = piano::make_model<float>("piano", config);
     // [tutorial:end]
 
