@@ -158,18 +158,8 @@ TEST_CASE("the real JDsearch sample is label-sorted and is shuffled", "[data][or
 }
 
 TEST_CASE("auto keeps the simulator's order: it is a real first-stage order", "[data][order]") {
-    SimulatorOptions o;
-    o.users = 150;
-    o.songs = 300;
-    o.artists = 30;
-    o.genres = 6;
-    o.requests = 600;
-    o.min_list_length = 8;
-    o.max_list_length = 12;
-    o.max_history = 10;
-    o.vocabulary = 600;
     piano::testing::TempDir dir("order");
-    write_jdsearch_files(simulate_music_search(o), dir.path());
+    write_jdsearch_files(simulate_music_search(piano::testing::small_world()), dir.path());
     const JdsearchDataset data = load_jdsearch_dir(dir.path().string());
     const OrderStats& order = data.train_stats.order;
     INFO(order.summary());

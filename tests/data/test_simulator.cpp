@@ -35,19 +35,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
     return parts;
 }
 
-SimulatorOptions small_options() {
-    SimulatorOptions o;
-    o.users = 150;
-    o.songs = 300;
-    o.artists = 30;
-    o.genres = 6;
-    o.requests = 600;
-    o.min_list_length = 8;
-    o.max_list_length = 12;
-    o.max_history = 10;
-    o.vocabulary = 600;
-    return o;
-}
 
 /// Big enough for statistics, small enough for a sanitizer build: generated once.
 const Simulation& medium() {
@@ -74,7 +61,7 @@ double attractiveness(const SimRequest& r, std::size_t i, double eta) {
 }  // namespace
 
 TEST_CASE("same seed gives byte-identical files, another seed different ones", "[data][simulator]") {
-    const SimulatorOptions o = small_options();
+    const SimulatorOptions o = piano::testing::small_world();
     SimulatorOptions other = o;
     other.seed = o.seed + 1;
     TempDir a("a"), b("b"), c("c");

@@ -17,6 +17,7 @@
 
 #include <piano/core/gradcheck.hpp>
 #include <piano/core/tensor.hpp>
+#include <piano/data/simulator.hpp>
 #include <piano/nn/module.hpp>
 
 namespace piano::testing {
@@ -101,6 +102,21 @@ inline std::vector<std::string> lines_of(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
+}
+
+/// A small simulated world (600 requests of 8 to 12 candidates) that builds in milliseconds.
+inline data::SimulatorOptions small_world() {
+    data::SimulatorOptions o;
+    o.users = 150;
+    o.songs = 300;
+    o.artists = 30;
+    o.genres = 6;
+    o.requests = 600;
+    o.min_list_length = 8;
+    o.max_list_length = 12;
+    o.max_history = 10;
+    o.vocabulary = 600;
+    return o;
 }
 
 /// `relative` under the shared data folder beside the checkout (`../shared/data`), for

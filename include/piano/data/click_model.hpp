@@ -28,12 +28,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
-#include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "piano/core/error.hpp"
+#include "piano/data/lines.hpp"
 
 namespace piano::data {
 
@@ -147,18 +148,13 @@ inline std::string click_model_text(const ClickModel& m) {
 
 /// Reads click_model.txt. Unknown keys and bad values are DataErrors naming file and line.
 inline ClickModel read_click_model(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw DataError(path, 0, "file", "cannot open");
     ClickModel m;
-    std::string line;
-    long line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.empty()) continue;
+    long last_line = 0;
+    detail::for_each_data_line(path, "", [&](std::string_view line, long line_no) {
+        last_line = line_no;
         const std::size_t eq = line.find(" = ");
-        if (eq == std::string::npos) throw DataError(path, line_no, "line", "expected 'key = value'");
-        const std::string key = line.substr(0, eq), value = line.substr(eq + 3);
+        if (eq == std::string_view::npos) throw DataError(path, line_no, "line", "expected 'key = value'");
+        const std::string key(line.substr(0, eq)), value(line.substr(eq + 3));
         try {
             if (key == "click_model") {
                 m.kind = ClickModel::parse_kind(value);
@@ -175,11 +171,11 @@ inline ClickModel read_click_model(const std::string& path) {
         } catch (const std::exception& e) {
             throw DataError(path, line_no, key, "'" + value + "': " + e.what());
         }
-    }
+    });
     try {
         m.check();
     } catch (const ConfigError& e) {
-        throw DataError(path, line_no, "file", e.what());
+        throw DataError(path, last_line, "file", e.what());
     }
     return m;
 }

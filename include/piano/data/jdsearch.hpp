@@ -44,6 +44,7 @@
 #include "piano/core/error.hpp"
 #include "piano/data/candidate_order.hpp"
 #include "piano/data/recipe.hpp"
+#include "piano/data/lines.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"
 #include "piano/data/vocabulary.hpp"
@@ -231,26 +232,6 @@ inline Behavior parse_behavior(std::string_view text, const SourcePos& where, st
     fail(where, "history_type_list", element(k) + "unknown behaviour " + quoted(text) + " (expected CLICK, CART, ORD or FLW)");
 }
 
-/// Calls fn(line, line_no) for every data line of `path`: the `\r` of a `\r\n` end is
-/// dropped, blank lines are skipped, and line 1 is skipped when it starts with a non-empty
-/// `header_prefix` (a header). Reads one line at a time.
-template <typename Fn>
-void for_each_data_line(const std::string& path, std::string_view header_prefix, Fn&& fn) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DataError(path, 0, "file", "cannot open");
-    std::string line;
-    long line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.empty()) continue;
-        if (line_no == 1 && !header_prefix.empty() &&
-            std::string_view(line).substr(0, header_prefix.size()) == header_prefix)
-            continue;
-        fn(std::string_view(line), line_no);
-    }
-    if (in.bad()) throw DataError(path, line_no, "file", "read error");
-}
 
 }  // namespace detail
 

@@ -888,15 +888,8 @@ std::vector<Row> read_probability_rows(const std::filesystem::path& path, std::v
                                        const char* first_name, std::vector<double> Row::*second,
                                        const char* second_name) {
     const std::string file = path.string();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DataError(file, 0, "file", "cannot open");
     std::vector<Row> rows;
-    std::string line;
-    long line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.empty()) continue;
+    detail::for_each_data_line(file, "", [&](std::string_view line, long line_no) {
         auto fail = [&](const char* field, const std::string& problem) { throw DataError(file, line_no, field, problem); };
         std::vector<std::string_view> fields;
         std::string_view rest(line);
@@ -928,8 +921,7 @@ std::vector<Row> read_probability_rows(const std::filesystem::path& path, std::v
             fail(second_name, std::to_string((row.*second).size()) + " entries, " + first_name + " has " +
                                   std::to_string((row.*first).size()));
         rows.push_back(std::move(row));
-    }
-    if (in.bad()) throw DataError(file, line_no, "file", "read error");
+    });
     return rows;
 }
 
