@@ -3,6 +3,7 @@
 // logged clicks agreeing with the click model it wrote.
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <numeric>
 #include <vector>
 
@@ -160,4 +161,24 @@ TEST_CASE("online: click_model.txt round-trips and a bad value names file, line 
     }
     CHECK_THROWS_WITH(piano::data::read_click_model((dir / "bad2.txt").string()),
                       Catch::Contains("bad2.txt:1") && Catch::Contains("click_model"));
+}
+
+TEST_CASE("online: a malformed online_truth.txt names its file, line and field", "[metrics][online]") {
+    piano::testing::TempDir dir("onlinetruth");
+    {
+        std::ofstream out(dir / "online_truth.txt");
+        out << "0\t0.5_0.2\t0.1_0.3\n1\t0.5_1.7\t0.1_0.3\n";
+    }
+    const std::string path = (dir / "online_truth.txt").string();
+    CHECK_THROWS_WITH(piano::data::read_online_truth(path),
+                      Catch::Contains("online_truth.txt:2") && Catch::Contains("field attraction") &&
+                          Catch::Contains("'1.7'"));
+    {
+        std::ofstream out(dir / "online_truth.txt");
+        out << "0\t0.5_0.2\t0.1\n";
+    }
+    CHECK_THROWS_WITH(piano::data::read_online_truth(path), Catch::Contains("field conversion"));
+    // Rows out of test order are refused by the evaluator, naming the row.
+    std::vector<piano::data::OnlineTruthRow> swapped{{1, {0.5}, {0.1}}, {0, {0.5}, {0.1}}};
+    CHECK_THROWS_AS(piano::metrics::OnlineEvaluator(ClickModel{}, swapped), piano::DataError);
 }
