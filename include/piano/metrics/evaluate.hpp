@@ -93,6 +93,23 @@ bool presence(const std::vector<RequestPrediction>& requests, const char* name, 
     return first;
 }
 
+/// The ranking columns of `t` from their sums over requests: ndcg@k and map@10 are means
+/// over the requests with a click, clicks@10 and conv@10 over all (t.requests and
+/// t.requests_without_click must be set). Left NaN when no request qualifies.
+inline void set_ranking_means(MetricTable& t, double ndcg5_sum, double ndcg10_sum, double map10_sum,
+                              double clicks10_sum, double conv10_sum) {
+    const std::size_t ranked = t.requests - t.requests_without_click;
+    if (ranked > 0) {
+        t.ndcg_5 = ndcg5_sum / static_cast<double>(ranked);
+        t.ndcg_10 = ndcg10_sum / static_cast<double>(ranked);
+        t.map_10 = map10_sum / static_cast<double>(ranked);
+    }
+    if (t.requests > 0) {
+        t.clicks_10 = clicks10_sum / static_cast<double>(t.requests);
+        t.conv_10 = conv10_sum / static_cast<double>(t.requests);
+    }
+}
+
 inline void check_request(const RequestPrediction& p, std::size_t index, bool has_ctr, bool has_cvr, bool has_ctcvr) {
     const std::string where = "evaluate: request " + std::to_string(index);
     if (p.score.empty()) throw std::invalid_argument(where + ": score is empty (a list has at least one candidate)");
@@ -199,16 +216,7 @@ inline MetricTable evaluate(const std::vector<RequestPrediction>& requests) {
     if (has_list_cvr) t.list_auc_cvr = auc(list_cvr_score, list_cvr_label);
     if (gauc_weight > 0.0) t.gauc_ctr = gauc_sum / gauc_weight;
 
-    const std::size_t ranked_requests = t.requests - t.requests_without_click;
-    if (ranked_requests > 0) {
-        t.ndcg_5 = ndcg5_sum / static_cast<double>(ranked_requests);
-        t.ndcg_10 = ndcg10_sum / static_cast<double>(ranked_requests);
-        t.map_10 = map10_sum / static_cast<double>(ranked_requests);
-    }
-    if (t.requests > 0) {
-        t.clicks_10 = clicks10_sum / static_cast<double>(t.requests);
-        t.conv_10 = conv10_sum / static_cast<double>(t.requests);
-    }
+    detail::set_ranking_means(t, ndcg5_sum, ndcg10_sum, map10_sum, clicks10_sum, conv10_sum);
     return t;
 }
 

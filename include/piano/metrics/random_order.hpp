@@ -100,16 +100,7 @@ inline MetricTable random_order_expectation(const std::vector<RequestPrediction>
     }
 
     if (any_gauc) t.gauc_ctr = 0.5;
-    const std::size_t ranked = t.requests - t.requests_without_click;
-    if (ranked > 0) {
-        t.ndcg_5 = ndcg5_sum / static_cast<double>(ranked);
-        t.ndcg_10 = ndcg10_sum / static_cast<double>(ranked);
-        t.map_10 = map10_sum / static_cast<double>(ranked);
-    }
-    if (t.requests > 0) {
-        t.clicks_10 = clicks10_sum / static_cast<double>(t.requests);
-        t.conv_10 = conv10_sum / static_cast<double>(t.requests);
-    }
+    detail::set_ranking_means(t, ndcg5_sum, ndcg10_sum, map10_sum, clicks10_sum, conv10_sum);
     return t;
 }
 
