@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <piano/version.hpp>
+
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -28,7 +30,7 @@ void print_overview(std::ostream& out) {
         name.resize(12, ' ');
         out << name << spec.summary << '\n';
     }
-    out << "\n`piano <command> --help` shows a command's options. Exit codes: 0 success, 1 other error,\n"
+    out << "\n`piano --version` prints the version. `piano <command> --help` shows a command's options.\nExit codes: 0 success, 1 other error, "
            "2 usage, 3 data, 4 checkpoint, 5 config, 6 shape, 7 training diverged.\n";
 }
 
@@ -39,6 +41,10 @@ int run(const std::vector<std::string>& words) {
     }
     if (words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
         print_overview(std::cout);
+        return piano_cli::kOk;
+    }
+    if (words[0] == "--version") {
+        std::cout << "piano " << piano::kVersion << '\n';
         return piano_cli::kOk;
     }
     for (const auto& command : piano_cli::all_commands()) {

@@ -81,6 +81,8 @@ for command in simulate train eval rerank compare report; do
   expect 0 "" -- "$piano" "$command" --help
   grep -q "^usage: piano $command" "$work/out.txt" || fail "$command --help printed no usage line"
 done
+expect 0 "" -- "$piano" --version
+grep -Eq "^piano [0-9]+\.[0-9]+\.[0-9]+$" "$work/out.txt" || fail "--version printed: $(cat "$work/out.txt")"
 expect 0 "" -- "$piano" --help
 expect 2 "^piano: error: unknown command" -- "$piano" frobnicate
 expect 2 "^piano: error: train: unknown option '--epoch'" -- "$piano" train --data "$data" --out "$work/x" --epoch 1

@@ -1,7 +1,9 @@
-// Trains y = 2x + 1 for a few steps with piano's autograd and checks the loss fell.
+// Trains y = 2x + 1 for a few steps with piano's autograd and checks the loss fell, and
+// that the generated version header agrees with itself.
 #include <piano/piano.hpp>
 
 #include <cstdio>
+#include <string>
 
 int main() {
     using piano::Tensor;
@@ -22,6 +24,9 @@ int main() {
         w.zero_grad();
         b.zero_grad();
     }
-    std::printf("loss %.4f -> %.6f\n", first, last);
+    const std::string version = std::to_string(PIANO_VERSION_MAJOR) + "." + std::to_string(PIANO_VERSION_MINOR) +
+                                "." + std::to_string(PIANO_VERSION_PATCH);
+    if (version != piano::kVersion) return 2;
+    std::printf("piano %s: loss %.4f -> %.6f\n", piano::kVersion, first, last);
     return last < 0.01f * first ? 0 : 1;
 }

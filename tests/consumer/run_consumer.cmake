@@ -25,3 +25,20 @@ else()
 endif()
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
 run_step(${WORK_DIR}/consumer-build/consumer)
+
+if(MODE STREQUAL "install")
+  # The same program built with the flags of the installed pkg-config file, and the
+  # license installed beside the headers' package.
+  if(NOT EXISTS ${WORK_DIR}/prefix/share/doc/piano/LICENSE)
+    message(FATAL_ERROR "the install did not put LICENSE in ${WORK_DIR}/prefix/share/doc/piano")
+  endif()
+  set(ENV{PKG_CONFIG_PATH} ${WORK_DIR}/prefix/share/pkgconfig)
+  execute_process(COMMAND pkg-config --cflags piano RESULT_VARIABLE rc OUTPUT_VARIABLE cflags
+    ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config --cflags piano failed (${rc}): ${err}")
+  endif()
+  separate_arguments(cflags UNIX_COMMAND "${cflags}")
+  run_step(${CXX} ${cflags} ${consumer_src}/main.cpp -o ${WORK_DIR}/consumer_pkgconfig)
+  run_step(${WORK_DIR}/consumer_pkgconfig)
+endif()
