@@ -57,7 +57,7 @@ run() {
       out=$dir/$model-$seed
       "$PIANO" train --format letor --data "$dir/data" --model "$model" --out "$out" --config tiny \
         --epochs "$EPOCHS" --seed "$seed" >"$out.log"
-      "$PIANO" eval --data "$dir/data" --checkpoint "$out/best.ckpt" --csv "$out.csv" >/dev/null
+      "$PIANO" eval --data "$dir/data" --model "$out" --csv "$out.csv" >/dev/null
       # The model's row: model,...,ndcg@5 (column 6), ndcg@10 (column 7).
       awk -F, -v m="$model" -v s="$seed" -v d="$train -> $test" \
         '$1 == m { printf "%s|%s|%s|%s|%s\n", d, m, s, $6, $7 }' "$out.csv" >>"$ROWS"

@@ -124,18 +124,6 @@ data::JdsearchDataset simulated(const SoakOptions& o) {
     return loaded;
 }
 
-/// The preset, with each table no larger than its vocabulary needs.
-piano::PianoConfig config_for(const SoakOptions& o, const data::Vocabularies& vocab) {
-    piano::PianoConfig c = o.config == "tiny" ? piano::PianoConfig::tiny() : piano::PianoConfig::reference();
-    auto fit = [&](long& rows, data::Table t) { rows = std::max(2L, std::min(rows, static_cast<long>(vocab[t].rows()))); };
-    fit(c.term_rows, data::Table::term);
-    fit(c.item_rows, data::Table::item);
-    fit(c.brand_rows, data::Table::brand);
-    fit(c.category_rows, data::Table::category);
-    fit(c.shop_rows, data::Table::shop);
-    return c;
-}
-
 double max_of(const std::vector<double>& v, std::size_t begin, std::size_t end) {
     return *std::max_element(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end));
 }
@@ -151,7 +139,9 @@ int run(const SoakOptions& o) {
     omp_set_num_threads(o.threads);
 #endif
     const data::JdsearchDataset dataset = simulated(o);
-    const piano::PianoConfig config = config_for(o, dataset.vocab);
+    const piano::PianoConfig config = piano::sized_to_data(
+        o.config == "tiny" ? piano::PianoConfig::tiny() : piano::PianoConfig::reference(), dataset.vocab,
+        dataset.dense_dim);
     auto model = piano::make_model<float>("piano", config);
     piano::AdamOptions adam_options;
     adam_options.sparse_mode = piano::SparseMode::lazy;

@@ -2,7 +2,6 @@
 #include "common.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <iostream>
 #include <limits>
 
@@ -68,19 +67,6 @@ piano::TrainOptions train_options_from_args(const Args& args, const std::string&
     return options;
 }
 
-piano::data::LoadOptions load_options(const piano::PianoConfig& config, const piano::data::DataRecipe& recipe) {
-    piano::data::LoadOptions options;
-    if (recipe.format == piano::data::DataFormat::letor) options = piano::data::letor_labels(options);
-    options.candidate_order = recipe.candidate_order;
-    options.order_seed = recipe.order_seed;
-    options.capacity.terms = static_cast<std::size_t>(config.term_rows);
-    options.capacity.items = static_cast<std::size_t>(config.item_rows);
-    options.capacity.brands = static_cast<std::size_t>(config.brand_rows);
-    options.capacity.categories = static_cast<std::size_t>(config.category_rows);
-    options.capacity.shops = static_cast<std::size_t>(config.shop_rows);
-    return options;
-}
-
 piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfig& config) {
     using piano::data::CandidateOrder;
     const std::string dir = args.str("data");
@@ -88,7 +74,8 @@ piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfi
     piano::data::DataRecipe asked;
     asked.format = piano::data::data_format_from_string(args.str("format"));
     asked.candidate_order = piano::data::candidate_order_from_string(args.str("candidate-order"));
-    const piano::data::LoadOptions options = load_options(config, asked);
+    asked.labels = piano::data::data_label_defaults(asked.format);
+    const piano::data::LoadOptions options = piano::load_options_for(config, asked);
     piano::data::JdsearchDataset data = asked.format == piano::data::DataFormat::letor
                                             ? piano::data::load_letor(piano::data::letor_dir_files(dir), options)
                                             : piano::data::load_jdsearch_dir(dir, options);
@@ -106,64 +93,17 @@ piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfi
     return data;
 }
 
-namespace {
-
-fs::path vocab_dir_beside(const fs::path& checkpoint) { return checkpoint.parent_path() / "vocab"; }
-
-/// `config` with each table sized to its vocabulary and the data's dense width.
-piano::PianoConfig fit_to_data(piano::PianoConfig config, const piano::data::JdsearchDataset& data) {
-    using piano::data::Table;
-    // A table keeps >= 2 rows (the config's minimum) even for a field the data never fills.
-    auto rows = [&](Table t) { return std::max<long>(2, static_cast<long>(data.vocab[t].rows())); };
-    config.term_rows = rows(Table::term);
-    config.item_rows = rows(Table::item);
-    config.brand_rows = rows(Table::brand);
-    config.category_rows = rows(Table::category);
-    config.shop_rows = rows(Table::shop);
-    config.dense_features = static_cast<long>(data.dense_dim);
-    return config;
-}
-
-}  // namespace
-
 Fitted fit(const std::string& name, const piano::PianoConfig& config, const piano::data::JdsearchDataset& data,
            const piano::TrainOptions& options, std::ostream& log) {
-    const auto start = std::chrono::steady_clock::now();
-    fs::create_directories(options.out_dir);
-    data.vocab.save_dir((fs::path(options.out_dir) / "vocab").string());
-    data.recipe.save((fs::path(options.out_dir) / "data.txt").string());
-    Fitted fitted;
-    fitted.model = piano::make_model<float>(name, fit_to_data(config, data));
-    fitted.result = piano::train(*fitted.model, data.train, data.valid, options, log);
-    fitted.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return fitted;
+    return piano::fit<float>(name, config, data, options, log);
 }
 
-TrainedModel load_trained(const std::string& checkpoint_path) {
-    piano::Checkpoint<float> checkpoint = piano::load_checkpoint<float>(checkpoint_path);
-    auto config = checkpoint.config;
-    const auto kind = config.find("model");
-    if (kind == config.end())
-        throw piano::CheckpointError(checkpoint_path + ": the config has no \"model\" key; was it written by piano train?");
-    TrainedModel trained;
-    trained.name = kind->second;
-    config.erase(kind);  // the rest is a PianoConfig
-    trained.model = piano::make_model<float>(trained.name, piano::PianoConfig::from_map(config));
-    piano::restore(*trained.model, checkpoint);
-    const fs::path vocab = vocab_dir_beside(checkpoint_path);
-    if (!fs::is_directory(vocab))
-        throw piano::DataError(vocab.string(), 0, "directory",
-                               "missing: a checkpoint needs the vocabularies it was trained with beside it");
-    trained.vocab = piano::data::Vocabularies::load_dir(vocab.string());
-    const fs::path recipe = fs::path(checkpoint_path).parent_path() / "data.txt";
-    if (fs::exists(recipe)) trained.recipe = piano::data::DataRecipe::load(recipe.string());
-    return trained;
-}
+TrainedModel load_trained(const std::string& model_dir) { return piano::load_model_dir<float>(model_dir); }
 
 std::vector<piano::data::Request> load_test_split(const std::string& dir, const TrainedModel& trained) {
     if (!fs::is_directory(dir)) throw piano::DataError(dir, 0, "directory", "does not exist");
-    const piano::data::LoadOptions options = load_options(trained.model->config(), trained.recipe);
-    if (trained.recipe.format == piano::data::DataFormat::letor) {
+    const piano::data::LoadOptions options = trained.load_options();
+    if (trained.data.recipe.format == piano::data::DataFormat::letor) {
         const piano::data::JdsearchFiles files = piano::data::letor_dir_files(dir);
         if (files.test.empty()) throw piano::DataError(dir, 0, "test", "no test.txt");
         const auto width = static_cast<std::size_t>(trained.model->config().dense_features);
@@ -172,12 +112,12 @@ std::vector<piano::data::Request> load_test_split(const std::string& dir, const 
     const piano::data::JdsearchFiles files = piano::data::jdsearch_dir_files(dir);
     if (!files.test.empty()) {
         const auto products = piano::data::read_products(files.products, options);
-        return piano::data::load_requests_file(files.test, products, trained.vocab, options).requests;
+        return piano::data::load_requests_file(files.test, products, trained.data.vocab, options).requests;
     }
     if (files.requests.empty()) throw piano::DataError(dir, 0, "test", "no test.txt and no requests.txt to split");
     piano::data::JdsearchDataset data = piano::data::load_jdsearch(files, options);
     for (std::size_t t = 0; t < data.vocab.tables.size(); ++t)
-        if (data.vocab.tables[t].size() != trained.vocab.tables[t].size())
+        if (data.vocab.tables[t].size() != trained.data.vocab.tables[t].size())
             throw piano::DataError(files.requests, 0, piano::data::kTableNames[t],
                                    "the training split's vocabulary differs from the model's; the file changed "
                                    "since training");

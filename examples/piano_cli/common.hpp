@@ -1,15 +1,12 @@
-// common.hpp: what several subcommands share: exit codes, configs, data loading, the
-// model directory, and the rows of the result tables (first stage, a model, the oracle).
+// common.hpp: what several subcommands share: exit codes, configs, data loading, and the
+// rows of the result tables (first stage, a model, the oracle).
 //
-// A trained model is a directory, so eval and rerank can read new data later:
-//   DIR/best.ckpt        the weights and the config map (with "model" = the model's name)
-//   DIR/vocab/*.vocab    the vocabularies built from the training split
-//   DIR/train_log.csv    one line per epoch (written by piano::train)
-//   DIR/data.txt         how the data was read: format and candidate order (data/recipe.hpp)
-// Every embedding table gets as many rows as its vocabulary needs, at most the configured
-// count: the configured `*_rows` cap the vocabulary (rarer ids are hashed into the cap, see
-// piano/data/vocabulary.hpp) and the model is then built with the vocabulary's row count,
-// so a small data set does not pay for a 100k-row item table.
+// A trained model is a folder (piano/io/model_dir.hpp), so eval and rerank can read new
+// data later. Every embedding table gets as many rows as its vocabulary needs, at most
+// the configured count: the configured `*_rows` cap the vocabulary (rarer ids are hashed
+// into the cap, see piano/data/vocabulary.hpp) and the model is then built with the
+// vocabulary's row count (piano::sized_to_data), so a small data set does not pay for a
+// 100k-row item table.
 //
 // The definitions live in common.cpp, the one file that instantiates the models, the
 // trainer and the checkpoint code, so the other files compile quickly.
@@ -29,6 +26,7 @@
 #include <piano/metrics/online.hpp>
 #include <piano/model/config.hpp>
 #include <piano/model/reranker.hpp>
+#include <piano/train/fit.hpp>
 #include <piano/train/trainer.hpp>
 
 #include "args.hpp"
@@ -37,6 +35,8 @@ namespace piano_cli {
 
 namespace fs = std::filesystem;
 using Model = piano::Reranker<float>;
+using TrainedModel = piano::TrainedModel<float>;
+using Fitted = piano::FitResult<float>;
 
 /// The exit codes of `piano` (docs/cli.md lists them too).
 enum ExitCode : int {
@@ -63,9 +63,6 @@ std::vector<Option> training_options();
 /// --config ("tiny", "reference" or a `key = value` file over reference) with --seed.
 piano::PianoConfig config_from_args(const Args& args);
 piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir);
-/// Load options whose vocabulary caps are the config's table sizes, with the labels of
-/// `recipe`'s format and its candidate order and seed.
-piano::data::LoadOptions load_options(const piano::PianoConfig& config, const piano::data::DataRecipe& recipe);
 
 // ---------------------------------------------------------------- data and models
 
@@ -74,26 +71,12 @@ piano::data::LoadOptions load_options(const piano::PianoConfig& config, const pi
 /// training lists are and what was done about it (a warning too when `auto` shuffled).
 piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfig& config);
 
-struct Fitted {
-    std::unique_ptr<Model> model;  // the best epoch's weights (piano::train puts them back)
-    piano::TrainResult result;
-    double seconds = 0.0;
-};
-
-/// Trains `name` on `data` into options.out_dir (best.ckpt, vocab/, data.txt,
-/// train_log.csv), with every table sized to its vocabulary.
+/// piano::fit of the float model `name` into the folder options.out_dir.
 Fitted fit(const std::string& name, const piano::PianoConfig& config, const piano::data::JdsearchDataset& data,
            const piano::TrainOptions& options, std::ostream& log);
 
-/// A trained model read back from its directory (see the top of this file).
-struct TrainedModel {
-    std::string name;  // "piano", "prm", ...
-    std::unique_ptr<Model> model;
-    piano::data::Vocabularies vocab;
-    piano::data::DataRecipe recipe;  // data.txt; a model trained before it existed read JDsearch as logged
-};
-
-TrainedModel load_trained(const std::string& checkpoint_path);
+/// piano::load_model_dir of a float model.
+TrainedModel load_trained(const std::string& model_dir);
 
 /// The test split of a data directory, mapped with a trained model's vocabularies.
 /// With train/valid/test files, test.txt is read as it is. With one requests.txt, the

@@ -161,7 +161,7 @@ int run_compare(const Args& args) {
         options.out_dir = (out / name).string();
         Fitted fitted = fit(name, config, data, options, log);
         std::vector<std::vector<std::size_t>> orders;
-        const piano::metrics::MetricTable test = evaluate_model(*fitted.model, data.test, &orders);
+        const piano::metrics::MetricTable test = evaluate_model(*fitted.trained.model, data.test, &orders);
 
         const std::lock_guard<std::mutex> lock(mutex);
         Outcome& o = outcomes[k];

@@ -21,7 +21,7 @@ CommandSpec eval_spec() {
             "the online table: what the simulated users would do shown the model's new orders. The\n"
             "test split is test.txt, or for a single requests.txt the same split train drew.\n",
             {{"data", "DIR", "", "data directory", true},
-             {"checkpoint", "FILE", "", "best.ckpt of a trained model (its vocab/ directory beside it)", true},
+             {"model", "DIR", "", "a trained model's folder (what piano train --out wrote)", true},
              {"csv", "FILE", "", "also write the table as CSV to FILE"},
              {"lambda", "X", "", "serve at this λ of s_i = (1-λ) log pCTR + λ log pCTCVR (default: the model's)"},
              {"threads", "N", "1", "OpenMP threads"}}};
@@ -29,7 +29,7 @@ CommandSpec eval_spec() {
 
 int run_eval(const Args& args) {
     set_threads(args.integer("threads", 1, 1024));
-    TrainedModel trained = load_trained(args.str("checkpoint"));
+    TrainedModel trained = load_trained(args.str("model"));
     if (args.has("lambda")) trained.model->set_score_lambda(args.real("lambda", 0.0, 1.0));
     const std::vector<piano::data::Request> test = load_test_split(args.str("data"), trained);
     if (test.empty()) throw piano::DataError(args.str("data"), 0, "test", "the test split holds no request");
@@ -37,13 +37,13 @@ int run_eval(const Args& args) {
     std::vector<std::pair<std::string, piano::metrics::MetricTable>> rows;
     rows.push_back(first_stage_row(test));
     std::vector<std::vector<std::size_t>> orders;
-    rows.emplace_back(trained.name, evaluate_model(*trained.model, test, &orders));
+    rows.emplace_back(trained.kind(), evaluate_model(*trained.model, test, &orders));
     if (auto table = evaluate_oracle(args.str("data"), test)) rows.emplace_back("oracle", *table);
 
     if (const auto evaluator = online_evaluator(args.str("data"), test)) {
         std::cout << "Online (" << piano::data::ClickModel::name(evaluator->click_model().kind)
                   << " click model, expected per request, 95% paired bootstrap intervals):\n\n"
-                  << piano::metrics::online_markdown(piano::metrics::online_table(*evaluator, {{trained.name, orders}}))
+                  << piano::metrics::online_markdown(piano::metrics::online_table(*evaluator, {{trained.kind(), orders}}))
                   << "\nOffline (logged labels):\n\n";
     }
     std::cout << piano::metrics::markdown_table(rows);

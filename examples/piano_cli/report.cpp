@@ -218,12 +218,12 @@ int run_report(const Args& args) {
           "each line's shape rather than its level.\n\n![training loss](train_loss.svg)\n\n"
           "![validation ndcg@10](valid_ndcg10.svg)\n";
 
-    const fs::path checkpoint = compare_dir / "piano" / "best.ckpt";
+    const fs::path piano_dir = compare_dir / "piano";
     const long wanted = args.integer("attention", 0, 100);
-    if (wanted > 0 && fs::exists(checkpoint) && !data_dir.empty()) {
-        TrainedModel trained = load_trained(checkpoint.string());
+    if (wanted > 0 && fs::exists(piano_dir / piano::ModelDirFiles::manifest) && !data_dir.empty()) {
+        TrainedModel trained = load_trained(piano_dir.string());
         const std::vector<piano::data::Request> test = load_test_split(data_dir, trained);
-        const auto& terms = trained.vocab[piano::data::Table::term];
+        const auto& terms = trained.data.vocab[piano::data::Table::term];
         std::set<piano::data::Row> eligible;
         const fs::path ambiguous = fs::path(data_dir) / "ambiguous_terms.txt";
         if (fs::exists(ambiguous)) {
@@ -244,7 +244,7 @@ int run_report(const Args& args) {
               std::to_string(std::lround(100 * focus.uniform)) + "% there.\n\n";
         for (std::size_t k : pick_requests(test, eligible, static_cast<std::size_t>(wanted))) {
             const std::string name = "attention_" + std::to_string(k) + ".svg";
-            const double share = attention_plot(*trained.model, test[k], trained.vocab, eligible, out / name);
+            const double share = attention_plot(*trained.model, test[k], trained.data.vocab, eligible, out / name);
             long matching = 0;
             for (const auto& e : test[k].history) matching += piano::shares_term(test[k].query, e.query, eligible);
             // Uniform weights over the null slot and the H events: what "no preference" looks like.

@@ -10,9 +10,12 @@ namespace piano_cli {
 CommandSpec train_spec() {
     CommandSpec spec{"train",
                      "train one model on a data directory and save it with its vocabularies",
-                     "outputs (in --out):\n"
+                     "outputs (in --out, the model folder that eval and rerank read, docs/cli.md):\n"
+                     "  model.txt       piano version and model kind\n"
                      "  best.ckpt       the weights of the epoch with the best validation ndcg@10, and the config\n"
-                     "  vocab/          the vocabularies of the training split (eval and rerank read them)\n"
+                     "  vocab/          the vocabularies of the training split\n"
+                     "  products.txt    metadata of the products the vocabularies know\n"
+                     "  data.txt        how the data was read (format, candidate order, label scale)\n"
                      "  train_log.csv   one row per epoch: losses, validation metrics, seconds\n"
                      "Each embedding table gets the rows its vocabulary needs, at most the config's *_rows\n"
                      "(rarer ids share hashed rows).\n",
@@ -38,8 +41,7 @@ int run_train(const Args& args) {
 
     std::cout << "best epoch " << fitted.result.best_epoch << " of " << fitted.result.epochs.size() << " in "
               << fitted.seconds << " s; model saved to " << options.out_dir << "\n"
-              << "next: piano eval --data " << args.str("data") << " --checkpoint " << fitted.result.best_checkpoint
-              << '\n';
+              << "next: piano eval --data " << args.str("data") << " --model " << options.out_dir << '\n';
     return kOk;
 }
 

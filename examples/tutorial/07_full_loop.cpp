@@ -65,14 +65,8 @@ int main(int argc, char** argv) {
 
     // [tutorial:config]
     // The tiny configuration (d = 16, 2 heads, 1 layer) with each embedding table as large
-    // as its vocabulary.
-    piano::PianoConfig config = piano::PianoConfig::tiny();
-    const auto rows = [&dataset](data::Table t) { return std::max<long>(2, static_cast<long>(dataset.vocab[t].rows())); };
-    config.term_rows = rows(data::Table::term);
-    config.item_rows = rows(data::Table::item);
-    config.brand_rows = rows(data::Table::brand);
-    config.category_rows = rows(data::Table::category);
-    config.shop_rows = rows(data::Table::shop);
+    // as its vocabulary, and the data's dense width.
+    const piano::PianoConfig config = piano::sized_to_data(piano::PianoConfig::tiny(), dataset.vocab, dataset.dense_dim);
     // [tutorial:end]
 
     // [tutorial:baselines]

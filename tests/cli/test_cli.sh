@@ -43,21 +43,43 @@ done
 
 echo "== train"
 expect 0 "" -- "$piano" train --data "$data" --model piano --out "$work/model" "${tiny[@]}"
-for f in best.ckpt train_log.csv vocab/terms.vocab vocab/items.vocab; do
+for f in model.txt best.ckpt train_log.csv vocab/terms.vocab vocab/items.vocab products.txt data.txt; do
   [ -s "$work/model/$f" ] || fail "train did not write $f"
 done
 
 echo "== eval"
-expect 0 "" -- "$piano" eval --data "$data" --checkpoint "$work/model/best.ckpt" --csv "$work/eval.csv"
+expect 0 "" -- "$piano" eval --data "$data" --model "$work/model" --csv "$work/eval.csv"
 for row in first-stage piano oracle; do
   grep -q "^| $row |" "$work/out.txt" || fail "eval printed no '$row' row"
 done
 
 echo "== rerank"
-expect 0 "" -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$data/test.txt"
+expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$data/test.txt"
 test_requests=$(($(wc -l <"$data/test.txt") - 1))
 [ "$(wc -l <"$work/out.txt")" -eq $((test_requests + 1)) ] || fail "rerank printed $(wc -l <"$work/out.txt") lines for $test_requests requests"
-head -1 "$work/out.txt" | grep -q "^line	order	score$" || fail "rerank header: $(head -1 "$work/out.txt")"
+head -1 "$work/out.txt" | grep -q "^line	p_list_ctr	p_list_cvr	wids	indices	scores	p_ctr	p_cvr	p_ctcvr$" ||
+  fail "rerank header: $(head -1 "$work/out.txt")"
+cp "$work/out.txt" "$work/rerank.tsv"
+# Standard input gives the same answer as the file.
+"$piano" rerank --model "$work/model" --requests - <"$data/test.txt" >"$work/stdin.tsv" 2>"$work/err.txt" ||
+  fail "rerank --requests - failed: $(cat "$work/err.txt")"
+cmp -s "$work/rerank.tsv" "$work/stdin.tsv" || fail "rerank of standard input differs from rerank of the file"
+# long: a header and one line per candidate; its wids, request by request, are the tsv's.
+expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$data/test.txt" --format long
+candidates=$(tail -n +2 "$data/test.txt" | cut -f2 | tr '_' '\n' | wc -l)
+[ "$(wc -l <"$work/out.txt")" -eq $((candidates + 1)) ] || fail "rerank --format long printed $(wc -l <"$work/out.txt") lines for $candidates candidates"
+[ "$(tail -n +2 "$work/out.txt" | cut -f4 | tr '\n' ',')" = "$(tail -n +2 "$work/rerank.tsv" | cut -f4 | tr '\n' ',')" ] ||
+  fail "rerank --format long and tsv disagree on the new orders"
+# jsonl: one object per request, no header (tests/io/test_rerank_output.cpp parses it).
+expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$data/test.txt" --format jsonl
+[ "$(grep -c '^{"line":[0-9]*,"p_list_ctr":' "$work/out.txt")" -eq "$test_requests" ] || fail "rerank --format jsonl: $(head -2 "$work/out.txt")"
+# New traffic without labels: an empty candidate_label_list.
+unlabelled=$work/unlabelled.txt
+head -1 "$data/test.txt" >"$unlabelled"
+sed -n 2p "$data/test.txt" | awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = ""; print }' >>"$unlabelled"
+expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$unlabelled"
+[ "$(sed -n 2p "$work/out.txt" | cut -f4)" = "$(sed -n 2p "$work/rerank.tsv" | cut -f4)" ] ||
+  fail "a request without labels got another order than with them"
 
 echo "== compare"
 expect 0 "" -- "$piano" compare --data "$data" --out "$work/compare" --models dnn,piano --jobs 2 "${tiny[@]}"
@@ -99,11 +121,22 @@ bad=$work/bad.txt
 head -2 "$data/test.txt" >"$bad"
 sed -n 3p "$data/test.txt" | awk -F'\t' 'BEGIN { OFS = "\t" } { $3 = "x" substr($3, 2); print }' >>"$bad"
 expect 3 "^piano: error: $bad:3: field candidate_label_list: " -- \
-  "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$bad" --products "$data/products.txt"
+  "$piano" rerank --model "$work/model" --requests "$bad" --products "$data/products.txt"
 
-printf 'not a checkpoint' >"$work/model/junk.ckpt"
-expect 4 "^piano: error: load_checkpoint" -- \
-  "$piano" eval --data "$data" --checkpoint "$work/model/junk.ckpt"
+# Model folders that cannot be read: a file instead of the folder, a corrupt checkpoint,
+# a folder another version wrote, another kind than the checkpoint holds.
+expect 4 "^piano: error: model folder '$work/model/best.ckpt' is a file" -- \
+  "$piano" eval --data "$data" --model "$work/model/best.ckpt"
+cp -r "$work/model" "$work/junk_model"
+printf 'not a checkpoint' >"$work/junk_model/best.ckpt"
+expect 4 "^piano: error: load_checkpoint" -- "$piano" eval --data "$data" --model "$work/junk_model"
+cp -r "$work/model" "$work/future_model"
+sed -i 's/^piano_version = .*/piano_version = 9.9.0/' "$work/future_model/model.txt"
+expect 4 "^piano: error: model folder '$work/future_model' was written by piano 9.9.0" -- \
+  "$piano" rerank --model "$work/future_model" --requests "$data/test.txt"
+sed -i 's/^kind = .*/kind = dnn/; s/^piano_version = .*/piano_version = '"$("$piano" --version | cut -d' ' -f2)"'/' "$work/future_model/model.txt"
+expect 4 "best.ckpt holds a 'piano' model, model.txt says 'dnn'" -- \
+  "$piano" rerank --model "$work/future_model" --requests "$data/test.txt"
 printf 'd_model = 7\nheads = 2\n' >"$work/odd.conf"
 expect 5 "^piano: error: .*odd.conf" -- "$piano" train --data "$data" --out "$work/x" --config "$work/odd.conf"
 [ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "an error message spans more than one line"
@@ -123,17 +156,19 @@ unseen=$work/unseen.txt
 printf '%s
 never1	new1_new2_new3	0_0_0	never2_-1	new4_new5	CLICK_ORD	0_10_20
 ' "$header" >"$unseen"
-expect 0 "" -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$unseen" --products "$data/products.txt"
-order=$(sed -n 2p "$work/out.txt" | cut -f2 | tr ' ' '\n' | sort | tr '\n' ' ')
-[ "$order" = "0 1 2 " ] || fail "rerank of unseen ids: order '$order', expected a permutation of 0 1 2"
+expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$unseen" --products "$data/products.txt"
+order=$(sed -n 2p "$work/out.txt" | cut -f4 | tr ',' '\n' | sort | tr '\n' ' ')
+[ "$order" = "new1 new2 new3 " ] || fail "rerank of unseen ids: order '$order', expected a permutation of new1 new2 new3"
+grep -q "^piano: rerank: 7 of 7 ids unknown (terms 2 of 2, items 5 of 5)$" "$work/err.txt" ||
+  fail "rerank of unseen ids did not count them: $(cat "$work/err.txt")"
 sed -n 2p "$work/out.txt" | grep -q "^2	" || fail "rerank of unseen ids: the line number is not 2: $(cat "$work/out.txt")"
 
 # 2, 3, 4, 5: one line each (the codes themselves are checked above).
 expect 2 "^piano: error: " -- "$piano" frobnicate
 expect_one_line "usage"
-expect 3 "^piano: error: " -- "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$bad" --products "$data/products.txt"
+expect 3 "^piano: error: " -- "$piano" rerank --model "$work/model" --requests "$bad" --products "$data/products.txt"
 expect_one_line "data"
-expect 4 "^piano: error: load_checkpoint" -- "$piano" eval --data "$data" --checkpoint "$work/model/junk.ckpt"
+expect 4 "^piano: error: load_checkpoint" -- "$piano" eval --data "$data" --model "$work/junk_model"
 expect_one_line "checkpoint"
 expect 5 "^piano: error: " -- "$piano" train --data "$data" --out "$work/x" --config "$work/odd.conf"
 expect_one_line "config"
@@ -144,7 +179,7 @@ printf '%s
 never1	new1_new2	0_0				5	0.5_0.25
 ' "$header" >"$dense"
 expect 6 "^piano: error: FeatureEncoder: the batch has 1 dense features" -- \
-  "$piano" rerank --checkpoint "$work/model/best.ckpt" --requests "$dense" --products "$data/products.txt"
+  "$piano" rerank --model "$work/model" --requests "$dense" --products "$data/products.txt"
 expect_one_line "shape"
 
 # 7: a training set whose dense features are near float's largest value: the first step's
@@ -174,9 +209,9 @@ cp "$fixtures/good.txt" "$letor/train.txt"
 cp "$fixtures/good.txt" "$letor/test.txt"
 expect 0 "" -- "$piano" train --format letor --data "$letor" --model prm --out "$work/letor_model" "${tiny[@]}"
 grep -q "^format = letor$" "$work/letor_model/data.txt" || fail "train --format letor saved no 'format = letor'"
-expect 0 "" -- "$piano" eval --data "$letor" --checkpoint "$work/letor_model/best.ckpt"
+expect 0 "" -- "$piano" eval --data "$letor" --model "$work/letor_model"
 grep -q "^| prm |" "$work/out.txt" || fail "eval on LETOR printed no prm row"
-expect 0 "" -- "$piano" rerank --checkpoint "$work/letor_model/best.ckpt" --requests "$letor/test.txt"
+expect 0 "" -- "$piano" rerank --model "$work/letor_model" --requests "$letor/test.txt"
 [ "$(wc -l <"$work/out.txt")" -eq 4 ] || fail "rerank of 3 LETOR queries printed $(wc -l <"$work/out.txt") lines"
 mkdir -p "$work/letor_bad"
 cp "$fixtures/malformed/label_not_a_number.txt" "$work/letor_bad/train.txt"
@@ -198,7 +233,7 @@ if [ -d "$sample" ]; then
   rows=$(tail -n +2 "$work/jd_compare/compare.csv" | cut -d, -f1 | tr '\n' '|')
   [ "$rows" = "random order|prm|" ] || fail "compare.csv rows on the sample: '$rows'"
   grep -q "^candidate_order = shuffle$" "$work/jd_compare/prm/data.txt" || fail "the shuffle was not saved with the model"
-  expect 0 "" -- "$piano" eval --data "$work/jd" --checkpoint "$work/jd_compare/prm/best.ckpt"
+  expect 0 "" -- "$piano" eval --data "$work/jd" --model "$work/jd_compare/prm"
   grep -q "^| random order |" "$work/out.txt" || fail "eval on the sample printed no random-order row"
   ! grep -q "^| first-stage |" "$work/out.txt" || fail "eval on the sample reported a first-stage ranker"
 fi

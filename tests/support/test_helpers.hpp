@@ -104,6 +104,18 @@ inline std::vector<std::string> lines_of(const std::filesystem::path& path) {
     return lines;
 }
 
+/// The tab-separated fields of `line`, empty ones included.
+inline std::vector<std::string> split_tabs(const std::string& line) {
+    std::vector<std::string> fields(1);
+    for (const char c : line) {
+        if (c == '\t')
+            fields.emplace_back();
+        else
+            fields.back() += c;
+    }
+    return fields;
+}
+
 /// A small simulated world (600 requests of 8 to 12 candidates) that builds in milliseconds.
 inline data::SimulatorOptions small_world() {
     data::SimulatorOptions o;

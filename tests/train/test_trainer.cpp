@@ -148,15 +148,7 @@ const data::JdsearchDataset& simulated() {
 
 /// tiny, with tables as large as the simulated vocabularies.
 PianoConfig simulated_config() {
-    const auto& vocab = simulated().vocab;
-    PianoConfig c = PianoConfig::tiny();
-    auto rows = [&vocab](data::Table t) { return static_cast<long>(vocab[t].rows()); };
-    c.term_rows = rows(data::Table::term);
-    c.item_rows = rows(data::Table::item);
-    c.brand_rows = rows(data::Table::brand);
-    c.category_rows = rows(data::Table::category);
-    c.shop_rows = rows(data::Table::shop);
-    return c;
+    return piano::sized_to_data(PianoConfig::tiny(), simulated().vocab, simulated().dense_dim);
 }
 
 std::vector<piano::Matrix<float>> parameter_values(const piano::Reranker<float>& model) {

@@ -52,11 +52,16 @@
 namespace piano::data {
 
 struct LoadOptions {
-    double conv_threshold = 3.0;       // conv = label >= this; >= 1 so that conv implies click
-    double max_label = 3.0;            // a larger label is malformed (JDsearch's are 0..3); >= conv_threshold
+    // conv = label >= conv_threshold (>= 1, so that conv implies click); a label above
+    // max_label (>= conv_threshold) is malformed. JDsearch's scale by default (recipe.hpp).
+    double conv_threshold = data_label_defaults(DataFormat::jdsearch).conv_threshold;
+    double max_label = data_label_defaults(DataFormat::jdsearch).max_label;
     std::size_t max_candidates = 200;  // a longer list is malformed (DataError), never cut
     std::size_t max_history = 0;       // 0 keeps every event; else only the most recent ones
     bool skip_malformed = false;       // skip and count malformed lines instead of throwing
+    // New traffic has no labels yet: with this, an empty candidate_label_list gives every
+    // candidate label 0 (a list of the wrong length is still malformed).
+    bool labels_optional = false;
     // Used only when one requests file is split: each line goes to train, valid or test by
     // a seeded shuffle of the line numbers; test gets what train and valid leave.
     double train_fraction = 0.8;
@@ -276,14 +281,15 @@ inline RawRequest parse_request_line(std::string_view line, const SourcePos& whe
     if (L > options.max_candidates)
         fail(where, "candidate_wid_list",
              std::to_string(L) + " candidates, more than max_candidates = " + std::to_string(options.max_candidates));
-    if (labels.size() != L)
+    const bool unlabelled = labels.empty() && options.labels_optional;
+    if (labels.size() != L && !unlabelled)
         fail(where, "candidate_label_list",
              std::to_string(labels.size()) + " labels for " + std::to_string(L) + " candidates in candidate_wid_list");
     r.candidates.resize(L);
     for (std::size_t k = 0; k < L; ++k) {
         if (wids[k].empty()) fail(where, "candidate_wid_list", element(k) + "is empty");
         r.candidates[k].item = std::string(wids[k]);
-        r.candidates[k].label = parse_label(labels[k], where, k, options.max_label);
+        r.candidates[k].label = unlabelled ? 0.0f : parse_label(labels[k], where, k, options.max_label);
     }
 
     // optional dense features: [L] elements of D values joined by \030, D the same for all
@@ -352,6 +358,25 @@ inline std::pair<std::string, RawProduct> parse_product_line(std::string_view li
     for (std::size_t k = 0; k < 4; ++k) p.cate[k] = std::string(f[4 + 2 * k]);
     p.shop = std::string(f[12]);
     return {std::string(f[0]), std::move(p)};
+}
+
+/// One products line for `wid` (without its newline), the names left empty: what a reader
+/// needs, since names never reach a model.
+inline std::string product_line(const std::string& wid, const RawProduct& p) {
+    std::string line = wid + kFieldSep + kFieldSep + p.brand + kFieldSep;  // wid, name, brand_id, brand_name
+    for (const std::string& c : p.cate) line += kFieldSep + c + kFieldSep;  // cate_id_k, cate_name_k
+    return line + kFieldSep + p.shop;
+}
+
+/// Writes `products` as a products file (header line first, wids in sorted order, so the
+/// same table always gives the same bytes), for read_products.
+inline void write_products(std::ostream& out, const ProductTable& products) {
+    std::vector<const std::string*> wids;
+    wids.reserve(products.size());
+    for (const auto& entry : products) wids.push_back(&entry.first);
+    std::sort(wids.begin(), wids.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    out << header_line(kProductFields) << '\n';
+    for (const std::string* wid : wids) out << product_line(*wid, products.at(*wid)) << '\n';
 }
 
 /// Reads the products file into a wid -> fields table. A header line (starting `wid\t`)
@@ -448,28 +473,31 @@ inline void count_ids(VocabularyBuilders& b, const RawRequest& r, const ProductT
 }
 
 /// The rows of product `wid`: its item row, and its metadata rows (0 when it has none).
-inline ItemFields map_item(const std::string& wid, const ProductTable& products, const Vocabularies& v) {
+/// Every non-empty id looked up counts in `counts` when given (Vocabularies::row).
+inline ItemFields map_item(const std::string& wid, const ProductTable& products, const Vocabularies& v,
+                           IdCounts* counts = nullptr) {
     ItemFields f;
-    f.item = v[Table::item].row(wid);
+    f.item = v.row(Table::item, wid, counts);
     const auto it = products.find(wid);
     if (it == products.end()) return f;
     const RawProduct& p = it->second;
-    f.brand = v[Table::brand].row(p.brand);
-    f.cate1 = v[Table::category].row(p.cate[0]);
-    f.cate2 = v[Table::category].row(p.cate[1]);
-    f.cate3 = v[Table::category].row(p.cate[2]);
-    f.cate4 = v[Table::category].row(p.cate[3]);
-    f.shop = v[Table::shop].row(p.shop);
+    f.brand = v.row(Table::brand, p.brand, counts);
+    f.cate1 = v.row(Table::category, p.cate[0], counts);
+    f.cate2 = v.row(Table::category, p.cate[1], counts);
+    f.cate3 = v.row(Table::category, p.cate[2], counts);
+    f.cate4 = v.row(Table::category, p.cate[3], counts);
+    f.shop = v.row(Table::shop, p.shop, counts);
     return f;
 }
 
 /// String ids -> rows; labels -> click (label >= 1) and conv (label >= conv_threshold).
+/// With `counts`, every id looked up is counted, known or not (IdCounts).
 inline Request map_request(const RawRequest& raw, const ProductTable& products, const Vocabularies& v,
-                           const LoadOptions& options = {}) {
+                           const LoadOptions& options = {}, IdCounts* counts = nullptr) {
     auto terms = [&](const std::vector<std::string>& ids) {
         std::vector<Row> rows;
         rows.reserve(ids.size());
-        for (const std::string& id : ids) rows.push_back(v[Table::term].row(id));
+        for (const std::string& id : ids) rows.push_back(v.row(Table::term, id, counts));
         return rows;
     };
     Request r;
@@ -480,7 +508,7 @@ inline Request map_request(const RawRequest& raw, const ProductTable& products, 
         HistoryEvent h;
         h.query = terms(e.query);
         h.has_query = e.has_query;
-        h.fields = map_item(e.item, products, v);
+        h.fields = map_item(e.item, products, v, counts);
         h.type = e.type;
         h.gap = e.gap;
         r.history.push_back(std::move(h));
@@ -488,7 +516,7 @@ inline Request map_request(const RawRequest& raw, const ProductTable& products, 
     r.candidates.reserve(raw.candidates.size());
     for (const RawCandidate& c : raw.candidates) {
         Candidate m;
-        m.fields = map_item(c.item, products, v);
+        m.fields = map_item(c.item, products, v, counts);
         m.dense = c.dense;
         m.label = c.label;
         m.click = c.label >= 1.0f ? 1 : 0;
@@ -511,6 +539,7 @@ struct JdsearchFiles {
 struct JdsearchDataset {
     std::vector<Request> train, valid, test;
     Vocabularies vocab;          // built from `train` only
+    ProductTable products;       // the products file (empty for LETOR): serving maps new requests with it
     std::size_t dense_dim = 0;   // dense features per candidate, the same in every split
     ReadStats products_stats;    // the products file
     ReadStats requests_stats;    // all requests files together
@@ -582,7 +611,8 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
     using detail::Split;
     check_options(options);
     JdsearchDataset data;
-    const ProductTable products = read_products(files.products, options, &data.products_stats);
+    data.products = read_products(files.products, options, &data.products_stats);
+    const ProductTable& products = data.products;
     VocabularyBuilders builders;
     auto count = [&](const RawRequest& raw) { count_ids(builders, raw, products); };
 
@@ -614,7 +644,7 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         data.train_stats = detail::for_each_parsed(files.requests, options, nullptr, count_train);
         data.vocab = builders.build(options.capacity);
         data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
-                   options.order_seed};
+                       options.order_seed, {options.conv_threshold, options.max_label}};
         std::size_t width = 0;
         data.requests_stats = detail::for_each_parsed(
             files.requests, options, &width, [&](const RawRequest& raw, std::size_t i) {
@@ -632,7 +662,7 @@ inline JdsearchDataset load_jdsearch(const JdsearchFiles& files, const LoadOptio
         detail::for_each_parsed(files.train, options, nullptr, [&](const RawRequest& raw, std::size_t) { count(raw); });
     data.vocab = builders.build(options.capacity);
     data.recipe = {DataFormat::jdsearch, resolve_candidate_order(options.candidate_order, data.train_stats.order),
-                   options.order_seed};
+                   options.order_seed, {options.conv_threshold, options.max_label}};
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {
         {&files.train, &data.train}, {&files.valid, &data.valid}, {&files.test, &data.test}};
     for (const auto& [path, split] : splits) {

@@ -238,12 +238,13 @@ inline LoadedRequests load_letor_file(const std::string& path, std::size_t featu
     return out;
 }
 
-/// `options` with LETOR's labels: up to 4 (MSLR's scale), conversions from 2 on, so that
-/// the metrics' grades (0 none, 1 click, 2 conversion) are the labels 0, 1, 2 of LETOR 4.0
-/// (a 3 or 4 counts as 2).
+/// `options` with LETOR's labels (data_label_defaults): up to 4 (MSLR's scale), conversions
+/// from 2 on, so that the metrics' grades (0 none, 1 click, 2 conversion) are the labels
+/// 0, 1, 2 of LETOR 4.0 (a 3 or 4 counts as 2).
 inline LoadOptions letor_labels(LoadOptions options) {
-    options.conv_threshold = 2.0;
-    options.max_label = 4.0;
+    const LabelScale scale = data_label_defaults(DataFormat::letor);
+    options.conv_threshold = scale.conv_threshold;
+    options.max_label = scale.max_label;
     return options;
 }
 
@@ -272,7 +273,7 @@ inline JdsearchDataset load_letor(const JdsearchFiles& files, const LoadOptions&
         files.train, options, [&](const LetorList& list) { width = std::max(width, letor_detail::largest_index(list)); });
     data.dense_dim = width;
     data.recipe = {DataFormat::letor, resolve_candidate_order(options.candidate_order, data.train_stats.order),
-                   options.order_seed};
+                   options.order_seed, {options.conv_threshold, options.max_label}};
     LoadOptions resolved = options;
     resolved.candidate_order = data.recipe.candidate_order;
     const std::pair<const std::string*, std::vector<Request>*> splits[] = {

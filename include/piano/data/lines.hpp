@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <string_view>
 
@@ -9,13 +10,21 @@
 
 namespace piano::data::detail {
 
-/// Calls fn(line, line_no) for every data line of `path`: the `\r` of a `\r\n` end is
-/// dropped, blank lines are skipped, and line 1 is skipped when it starts with a non-empty
-/// `header_prefix` (a header). Reads one line at a time.
+/// The path that names standard input, as in most command-line tools.
+inline constexpr const char* kStandardInput = "-";
+
+/// Calls fn(line, line_no) for every data line of `path` (kStandardInput: standard input,
+/// read once): the `\r` of a `\r\n` end is dropped, blank lines are skipped, and line 1 is
+/// skipped when it starts with a non-empty `header_prefix` (a header). Reads one line at a
+/// time.
 template <typename Fn>
 void for_each_data_line(const std::string& path, std::string_view header_prefix, Fn&& fn) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DataError(path, 0, "file", "cannot open");
+    std::ifstream file;
+    if (path != kStandardInput) {
+        file.open(path, std::ios::binary);
+        if (!file) throw DataError(path, 0, "file", "cannot open");
+    }
+    std::istream& in = path == kStandardInput ? std::cin : file;
     std::string line;
     long line_no = 0;
     while (std::getline(in, line)) {

@@ -5,6 +5,10 @@
 //   format = jdsearch | letor
 //   candidate_order = as_logged | shuffle      (as applied to the training data, never auto)
 //   order_seed = N
+//   conv_threshold = X                         (a label >= X is a conversion)
+//   max_label = X                              (a larger label is malformed)
+// A file without the last two (written before they were recorded) gets the format's
+// defaults (data_label_defaults).
 #pragma once
 
 #include <cstdint>
@@ -27,15 +31,29 @@ inline DataFormat data_format_from_string(const std::string& name) {
     throw ConfigError("data format '" + name + "' is unknown (expected jdsearch or letor)");
 }
 
+/// The label scale of a format: conversions from `conv_threshold` on, labels up to
+/// `max_label`. JDsearch's are 0..3 with 3 a purchase; LETOR's relevance grades go up to 4
+/// (MSLR's scale) and count as conversions from 2 on.
+struct LabelScale {
+    double conv_threshold;
+    double max_label;
+};
+inline LabelScale data_label_defaults(DataFormat format) {
+    return format == DataFormat::letor ? LabelScale{2.0, 4.0} : LabelScale{3.0, 3.0};
+}
+
 struct DataRecipe {
     DataFormat format = DataFormat::jdsearch;
     CandidateOrder candidate_order = CandidateOrder::as_logged;
     std::uint64_t order_seed = 1;
+    LabelScale labels = data_label_defaults(DataFormat::jdsearch);
 
     void save(const std::string& path) const {
         std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.precision(17);
         out << "format = " << to_string(format) << "\ncandidate_order = " << to_string(candidate_order)
-            << "\norder_seed = " << order_seed << '\n';
+            << "\norder_seed = " << order_seed << "\nconv_threshold = " << labels.conv_threshold
+            << "\nmax_label = " << labels.max_label << '\n';
         if (!out.flush()) throw DataError(path, 0, "file", "cannot write");
     }
 
@@ -44,6 +62,7 @@ struct DataRecipe {
         std::ifstream in(path, std::ios::binary);
         if (!in) throw DataError(path, 0, "file", "cannot open");
         DataRecipe r;
+        bool conv_threshold_read = false, max_label_read = false;
         std::string line;
         long line_no = 0;
         while (std::getline(in, line)) {
@@ -61,13 +80,23 @@ struct DataRecipe {
                         throw ConfigError("'auto' is decided at training time, a saved order is never auto");
                 } else if (key == "order_seed") {
                     r.order_seed = std::stoull(value);
+                } else if (key == "conv_threshold") {
+                    r.labels.conv_threshold = std::stod(value);
+                    conv_threshold_read = true;
+                } else if (key == "max_label") {
+                    r.labels.max_label = std::stod(value);
+                    max_label_read = true;
                 } else {
-                    throw ConfigError("unknown key (expected format, candidate_order or order_seed)");
+                    throw ConfigError(
+                        "unknown key (expected format, candidate_order, order_seed, conv_threshold or max_label)");
                 }
             } catch (const std::exception& e) {
                 throw DataError(path, line_no, key, e.what());
             }
         }
+        const LabelScale defaults = data_label_defaults(r.format);
+        if (!conv_threshold_read) r.labels.conv_threshold = defaults.conv_threshold;
+        if (!max_label_read) r.labels.max_label = defaults.max_label;
         return r;
     }
 };

@@ -236,6 +236,50 @@ struct TableCapacities {
     }
 };
 
+/// How many ids a mapping looked up per table, and how many of them the vocabularies did
+/// not know (they map to row 0). Serving counts them to tell a caller when traffic has
+/// drifted away from what the model was trained on; unknown ids are never an error.
+struct IdCounts {
+    std::array<std::size_t, kTableCount> looked_up{};
+    std::array<std::size_t, kTableCount> unknown{};
+
+    void add(Table t, bool known) {
+        ++looked_up[static_cast<std::size_t>(t)];
+        if (!known) ++unknown[static_cast<std::size_t>(t)];
+    }
+    void merge(const IdCounts& other) {
+        for (std::size_t t = 0; t < looked_up.size(); ++t) {
+            looked_up[t] += other.looked_up[t];
+            unknown[t] += other.unknown[t];
+        }
+    }
+    std::size_t total_looked_up() const { return sum(looked_up); }
+    std::size_t total_unknown() const { return sum(unknown); }
+    /// unknown / looked_up over every table; 0 when nothing was looked up.
+    double unknown_fraction() const {
+        const std::size_t n = total_looked_up();
+        return n == 0 ? 0.0 : static_cast<double>(total_unknown()) / static_cast<double>(n);
+    }
+    /// "12 of 340 ids unknown (terms 3 of 40, items 9 of 300)": the tables with unknown ids.
+    std::string summary() const {
+        std::string tables;
+        for (std::size_t t = 0; t < looked_up.size(); ++t) {
+            if (unknown[t] == 0) continue;
+            tables += (tables.empty() ? "" : ", ") + std::string(kTableNames[t]) + " " + std::to_string(unknown[t]) +
+                      " of " + std::to_string(looked_up[t]);
+        }
+        std::string line = std::to_string(total_unknown()) + " of " + std::to_string(total_looked_up()) + " ids unknown";
+        return tables.empty() ? line : line + " (" + tables + ")";
+    }
+
+private:
+    static std::size_t sum(const std::array<std::size_t, kTableCount>& a) {
+        std::size_t n = 0;
+        for (std::size_t v : a) n += v;
+        return n;
+    }
+};
+
 /// One vocabulary per table, indexed by Table.
 struct Vocabularies {
     std::array<Vocabulary, kTableCount> tables;
@@ -247,6 +291,14 @@ struct Vocabularies {
     void save_dir(const std::string& dir) const {
         std::filesystem::create_directories(dir);
         for (int t = 0; t < kTableCount; ++t) tables[static_cast<std::size_t>(t)].save_file(path_in(dir, t));
+    }
+
+    /// The row of `id` in table `t`; an id that is not empty counts in `counts` (when given)
+    /// as looked up, and as unknown when it maps to row 0. An empty id is a missing field.
+    Row row(Table t, std::string_view id, IdCounts* counts) const {
+        const Row r = (*this)[t].row(id);
+        if (counts && !id.empty()) counts->add(t, r != kUnknownRow);
+        return r;
     }
 
     static Vocabularies load_dir(const std::string& dir) {

@@ -68,6 +68,7 @@
 #include "piano/core/tensor.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/optim/optimizer.hpp"
+#include "piano/version.hpp"
 
 namespace piano {
 
@@ -754,13 +755,14 @@ Checkpoint<T> load_checkpoint(std::istream& in, const std::string& name) {
 }
 
 /// A checkpoint of `model` (its parameters copied by name), with `config`, and when given
-/// the optimizer's state and name and the generator's state. step and epoch are left 0
-/// for the caller to set.
+/// the optimizer's state and name and the generator's state; metadata["piano_version"] is
+/// the version of this build (version.hpp). step and epoch are left 0 for the caller to set.
 template <typename T>
 Checkpoint<T> capture(const Module<T>& model, std::map<std::string, std::string> config = {},
                       const Optimizer<T>* optimizer = nullptr, const std::mt19937_64* rng = nullptr) {
     Checkpoint<T> c;
     c.config = std::move(config);
+    c.metadata["piano_version"] = kVersion;
     for (const auto& [name, p] : model.named_parameters()) c.parameters.emplace_back(name, p.value());
     if (optimizer) {
         c.optimizer = optimizer->state();

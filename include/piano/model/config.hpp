@@ -5,6 +5,7 @@
 // malformed values are ConfigErrors naming the key, so a typo never passes silently.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <istream>
@@ -15,6 +16,7 @@
 #include <utility>
 
 #include "piano/core/error.hpp"
+#include "piano/data/vocabulary.hpp"
 
 namespace piano {
 
@@ -276,6 +278,22 @@ inline PianoConfig read_config_file(const std::string& path, PianoConfig base = 
     std::ifstream in(path);
     if (!in) throw ConfigError("cannot open config file " + path);
     return read_config(in, path, std::move(base));
+}
+
+/// `config` with each embedding table as large as its vocabulary needs (at least 2 rows,
+/// the config's minimum, even for a field the data never fills) and the data's dense
+/// width. The vocabularies were already capped by the config's *_rows when they were built
+/// (data::LoadOptions::capacity), so this only shrinks tables to what the data uses.
+inline PianoConfig sized_to_data(PianoConfig config, const data::Vocabularies& vocab, std::size_t dense_dim) {
+    using data::Table;
+    auto rows = [&](Table t) { return std::max<long>(2, static_cast<long>(vocab[t].rows())); };
+    config.term_rows = rows(Table::term);
+    config.item_rows = rows(Table::item);
+    config.brand_rows = rows(Table::brand);
+    config.category_rows = rows(Table::category);
+    config.shop_rows = rows(Table::shop);
+    config.dense_features = static_cast<long>(dense_dim);
+    return config;
 }
 
 }  // namespace piano
