@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -26,7 +27,7 @@ public:
 
 struct Option {
     std::string name;           // without the leading "--"
-    std::string placeholder;    // the value's name in --help, e.g. "DIR"
+    std::string placeholder;    // the value's name in --help, e.g. "DIR"; empty: a switch, no value
     std::string default_value;  // empty with `required` or when absent means "not set"
     std::string help;
     bool required = false;
@@ -42,10 +43,15 @@ struct CommandSpec {
 /// The values of one parsed command line; typed getters check range and throw UsageError.
 class Args {
 public:
-    Args(const CommandSpec& spec, std::map<std::string, std::string> values)
-        : command_(spec.name), values_(std::move(values)) {}
+    Args(const CommandSpec& spec, std::map<std::string, std::string> values, std::set<std::string> given)
+        : command_(spec.name), values_(std::move(values)), given_(std::move(given)) {}
 
+    /// A value, given or by default.
     bool has(const std::string& name) const { return values_.count(name) > 0; }
+    /// Given on the command line (not a default): what overrides a --config file.
+    bool given(const std::string& name) const { return given_.count(name) > 0; }
+    /// A switch (an option without a value) was given.
+    bool flag(const std::string& name) const { return given(name); }
 
     std::string str(const std::string& name) const {
         const auto it = values_.find(name);
@@ -95,6 +101,7 @@ public:
 private:
     std::string command_;
     std::map<std::string, std::string> values_;
+    std::set<std::string> given_;
 };
 
 inline void print_help(const CommandSpec& spec, std::ostream& out) {
@@ -115,6 +122,7 @@ inline void print_help(const CommandSpec& spec, std::ostream& out) {
 /// --help was asked for (the help is then on `out`); otherwise the values, defaults filled in.
 inline std::optional<Args> parse(const CommandSpec& spec, const std::vector<std::string>& argv, std::ostream& out) {
     std::map<std::string, std::string> values;
+    std::set<std::string> given;
     for (std::size_t i = 0; i < argv.size(); ++i) {
         const std::string& word = argv[i];
         if (word == "--help" || word == "-h") {
@@ -129,7 +137,11 @@ inline std::optional<Args> parse(const CommandSpec& spec, const std::vector<std:
         for (const Option& o : spec.options)
             if (o.name == name) option = &o;
         if (!option) throw UsageError(spec.name + ": unknown option '--" + name + "' (see piano " + spec.name + " --help)");
-        if (eq != std::string::npos) {
+        given.insert(name);
+        if (option->placeholder.empty()) {
+            if (eq != std::string::npos) throw UsageError(spec.name + ": --" + name + " takes no value");
+            values[name] = "1";
+        } else if (eq != std::string::npos) {
             values[name] = word.substr(eq + 1);
         } else if (i + 1 < argv.size()) {
             values[name] = argv[++i];
@@ -142,7 +154,7 @@ inline std::optional<Args> parse(const CommandSpec& spec, const std::vector<std:
         if (o.required) throw UsageError(spec.name + ": --" + o.name + " " + o.placeholder + " is required");
         if (!o.default_value.empty()) values[o.name] = o.default_value;
     }
-    return Args(spec, std::move(values));
+    return Args(spec, std::move(values), std::move(given));
 }
 
 }  // namespace piano_cli

@@ -34,37 +34,40 @@ void check_model_name(const std::string& name) {
 }
 
 std::vector<Option> training_options() {
-    return {{"config", "tiny|reference|FILE", "reference", "model size: a preset or a `key = value` file over reference"},
-            {"epochs", "N", "5", "training epochs (fewer when early stopping fires)"},
-            {"batch-size", "N", "32", "requests per training batch"},
-            {"lr", "RATE", "0.001", "Adam learning rate"},
-            {"patience", "N", "2", "epochs without a better validation ndcg@10 before stopping; 0 = never"},
+    const piano::TrainOptions defaults;
+    const std::map<std::string, std::string> text = piano::training_to_map(defaults);
+    return {{"config", "tiny|reference|FILE", "reference",
+             "a preset, or a run file (model and training keys over reference, docs/cli.md)"},
+            {"epochs", "N", text.at("epochs"), "training epochs (fewer when early stopping fires)"},
+            {"batch-size", "N", text.at("batch_size"), "requests per training batch"},
+            {"lr", "RATE", text.at("learning_rate"), "Adam learning rate"},
+            {"patience", "N", text.at("patience"),
+             "epochs without a better validation " + defaults.early_stopping_metric + " before stopping; 0 = never"},
             {"threads", "N", "1", "OpenMP threads"},
-            {"seed", "N", "1", "seed of the initialisation, dropout and batch order"},
+            {"seed", "N", text.at("batch_order_seed"), "seed of the initialisation, dropout and batch order"},
             {"format", "jdsearch|letor", "jdsearch", "data directory format (docs/data.md)"},
             {"candidate-order", "auto|as_logged|shuffle", "auto",
              "keep or shuffle each logged list; auto shuffles a label-sorted log (docs/data.md)"}};
 }
 
-piano::PianoConfig config_from_args(const Args& args) {
+piano::RunConfig run_config_from_args(const Args& args, const std::string& out_dir) {
     const std::string spec = args.str("config");
-    piano::PianoConfig config = spec == "tiny"        ? piano::PianoConfig::tiny()
-                                : spec == "reference" ? piano::PianoConfig::reference()
-                                                      : piano::read_config_file(spec, piano::PianoConfig::reference());
-    config.seed = static_cast<unsigned long>(args.integer("seed", 0, std::numeric_limits<long>::max()));
-    return config;
-}
-
-piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir) {
-    piano::TrainOptions options;
-    options.epochs = static_cast<int>(args.integer("epochs", 1, 100000));
-    options.batch_size = static_cast<std::size_t>(args.integer("batch-size", 1, 1000000));
-    options.learning_rate = args.real("lr", 1e-9, 10.0);
-    options.patience = static_cast<int>(args.integer("patience", 0, 100000));
-    options.threads = static_cast<int>(args.integer("threads", 1, 1024));
-    options.seed = static_cast<std::uint64_t>(args.integer("seed", 0, std::numeric_limits<long>::max()));
-    options.out_dir = out_dir;
-    return options;
+    piano::RunConfig run;
+    if (spec == "tiny") run.model = piano::PianoConfig::tiny();
+    else if (spec != "reference") run = piano::read_run_config_file(spec, run);
+    piano::TrainOptions& o = run.training;
+    if (args.given("epochs")) o.epochs = static_cast<int>(args.integer("epochs", 1, 100000));
+    if (args.given("batch-size")) o.batch_size = static_cast<std::size_t>(args.integer("batch-size", 1, 1000000));
+    if (args.given("lr")) o.learning_rate = args.real("lr", 1e-9, 10.0);
+    if (args.given("patience")) o.patience = static_cast<int>(args.integer("patience", 0, 100000));
+    if (args.given("seed")) {
+        const auto seed = static_cast<std::uint64_t>(args.integer("seed", 0, std::numeric_limits<long>::max()));
+        run.model.seed = seed;
+        o.seed = seed;
+    }
+    o.threads = static_cast<int>(args.integer("threads", 1, 1024));
+    o.out_dir = out_dir;
+    return run;
 }
 
 piano::data::JdsearchDataset load_data(const Args& args, const piano::PianoConfig& config) {

@@ -27,6 +27,7 @@
 #include <piano/model/config.hpp>
 #include <piano/model/reranker.hpp>
 #include <piano/train/fit.hpp>
+#include <piano/train/run_config.hpp>
 #include <piano/train/trainer.hpp>
 
 #include "args.hpp"
@@ -58,11 +59,12 @@ void check_model_name(const std::string& name);
 
 // ---------------------------------------------------------------- configs and options
 
-/// The training options train and compare share, with their defaults.
+/// The training options train and compare share, with their defaults (TrainOptions's).
 std::vector<Option> training_options();
-/// --config ("tiny", "reference" or a `key = value` file over reference) with --seed.
-piano::PianoConfig config_from_args(const Args& args);
-piano::TrainOptions train_options_from_args(const Args& args, const std::string& out_dir);
+/// --config ("tiny", "reference", or a run file over reference: piano/train/run_config.hpp)
+/// with the training flags given on the command line over it (--seed seeds both the
+/// model and the batch order), --threads, and options.out_dir = `out_dir`.
+piano::RunConfig run_config_from_args(const Args& args, const std::string& out_dir);
 
 // ---------------------------------------------------------------- data and models
 

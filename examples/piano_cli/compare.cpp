@@ -8,6 +8,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <streambuf>
@@ -88,8 +89,9 @@ CommandSpec compare_spec() {
                      "  online.csv      the online table (simulated data only)\n"
                      "  compare.md      the online table (simulated data) and the offline table in Markdown\n"
                      "  settings.txt    the options and data sizes of the run\n"
+                     "  config.txt      the run's model and training keys: --config config.txt repeats it\n"
                      "  timing.csv      model,seconds,epochs,best_epoch\n"
-                     "  <model>/        each model's best.ckpt, vocab/ and train_log.csv\n",
+                     "  <model>/        each model's folder (as piano train writes it), for eval and rerank\n",
                      {{"data", "DIR", "", "data directory", true},
                       {"out", "DIR", "", "directory for the results", true},
                       {"models", "LIST", "", "comma-separated models to train (default: all)"},
@@ -109,14 +111,16 @@ int run_compare(const Args& args) {
 
     const std::string data_dir = args.str("data");
     const fs::path out = args.str("out");
-    const piano::PianoConfig config = config_from_args(args);
+    piano::RunConfig run = run_config_from_args(args, "");
+    const piano::PianoConfig& config = run.model;
     // No more jobs than models, and at least one (--models may name only the fixed rows).
     const auto jobs = static_cast<std::size_t>(
         std::max<long>(1, std::min<long>(args.integer("jobs", 1, 64), static_cast<long>(models.size()))));
-    piano::TrainOptions base = train_options_from_args(args, "");
+    piano::TrainOptions& base = run.training;
     base.threads = std::max(1, base.threads / static_cast<int>(jobs));  // the cores are shared by the jobs
     set_threads(base.threads);
     fs::create_directories(out);
+    piano::save_run_config(out / "config.txt", run);
 
     std::cout << "loading " << data_dir << " ...\n";
     const piano::data::JdsearchDataset data = load_data(args, config);
@@ -127,8 +131,10 @@ int run_compare(const Args& args) {
     std::string settings = "data = " + data_dir + "\nconfig = " + args.str("config") + " (d_model " +
                            std::to_string(config.d_model) + ", heads " + std::to_string(config.heads) + ", layers " +
                            std::to_string(config.layers) + ", ffn_dim " + std::to_string(config.ffn_dim) + ")\n";
-    for (const char* key : {"epochs", "batch-size", "lr", "patience", "seed", "threads", "jobs"})
-        settings += std::string(key) + " = " + args.str(key) + "\n";
+    const std::map<std::string, std::string> training = piano::training_to_map(base);
+    for (const char* key : {"epochs", "batch_size", "learning_rate", "patience", "batch_order_seed"})
+        settings += std::string(key) + " = " + training.at(key) + "\n";
+    settings += "threads = " + std::to_string(base.threads) + "\njobs = " + std::to_string(jobs) + "\n";
     std::string model_list;
     for (const auto& m : models) model_list += (model_list.empty() ? "" : ",") + m;
     settings += "models = " + model_list + "\n";

@@ -47,11 +47,35 @@ for f in model.txt best.ckpt train_log.csv vocab/terms.vocab vocab/items.vocab p
   [ -s "$work/model/$f" ] || fail "train did not write $f"
 done
 
+# The run file train wrote repeats the run bit for bit, flags override it, and a trained
+# model is never overwritten by accident.
+[ -s "$work/model/config.txt" ] || fail "train did not write config.txt"
+grep -q "^epochs = 1$" "$work/model/config.txt" || fail "config.txt does not hold the --epochs given: $(cat "$work/model/config.txt")"
+expect 2 "already holds a trained model; pass --overwrite" -- \
+  "$piano" train --data "$data" --model piano --out "$work/model" "${tiny[@]}"
+expect 0 "" -- "$piano" train --data "$data" --model piano --out "$work/again" --config "$work/model/config.txt"
+cmp -s "$work/model/best.ckpt" "$work/again/best.ckpt" || fail "train --config config.txt did not repeat the run"
+cmp -s "$work/model/config.txt" "$work/again/config.txt" || fail "the repeated run wrote another config.txt"
+expect 0 "" -- "$piano" train --data "$data" --model piano --out "$work/again" --config "$work/model/config.txt" \
+  --overwrite --epochs 2
+grep -q "^epochs = 2$" "$work/again/config.txt" || fail "--epochs did not override the run file"
+[ "$(tail -n +2 "$work/again/train_log.csv" | wc -l)" -eq 2 ] || fail "--epochs 2 over the run file did not train 2 epochs"
+printf 'd_model = 16\nheads = 2\nlearning_rate = fast\n' >"$work/bad_run.conf"
+expect 5 "^piano: error: .*bad_run.conf: config key 'learning_rate': expected a number, got 'fast'" -- \
+  "$piano" train --data "$data" --out "$work/x" --config "$work/bad_run.conf"
+
 echo "== eval"
 expect 0 "" -- "$piano" eval --data "$data" --model "$work/model" --csv "$work/eval.csv"
 for row in first-stage piano oracle; do
   grep -q "^| $row |" "$work/out.txt" || fail "eval printed no '$row' row"
 done
+
+# A test split whose every song is new to the model: a one-line warning, and still a table.
+mkdir -p "$work/new_songs"
+cp "$data/products.txt" "$data/train.txt" "$work/new_songs/"
+awk -F'\t' 'BEGIN { OFS = "\t" } NR > 1 { gsub(/[0-9]+/, "new&", $2) } { print }' "$data/test.txt" >"$work/new_songs/test.txt"
+expect 0 "^piano: warning: [0-9]+ of [0-9]+ test candidates \(100%\) are items the model never saw" -- \
+  "$piano" eval --data "$work/new_songs" --model "$work/model"
 
 echo "== rerank"
 expect 0 "" -- "$piano" rerank --model "$work/model" --requests "$data/test.txt"

@@ -33,6 +33,7 @@
 #include "piano/data/jdsearch.hpp"
 #include "piano/data/recipe.hpp"
 #include "piano/data/vocabulary.hpp"
+#include "piano/io/atomic_write.hpp"
 #include "piano/io/checkpoint.hpp"
 #include "piano/model/config.hpp"
 #include "piano/model/factory.hpp"
@@ -139,26 +140,6 @@ namespace detail::model_dir {
 
 inline std::filesystem::path in(const std::filesystem::path& dir, const char* name) { return dir / name; }
 
-/// Writes `text` to `path` through a temporary file renamed over it, so that `path` is
-/// either absent, its old content or all of `text`.
-inline void write_atomically(const std::filesystem::path& path, const std::string& text) {
-    std::filesystem::path temp = path;
-    temp += ".tmp";
-    {
-        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.flush();
-        if (!out) {
-            std::error_code ignored;
-            std::filesystem::remove(temp, ignored);
-            throw CheckpointError("cannot write '" + temp.string() + "' (is the disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec) throw CheckpointError("cannot rename '" + temp.string() + "' to '" + path.string() + "': " + ec.message());
-}
-
 /// model.txt's lines after the first, as a map; errors name the file and line.
 inline std::map<std::string, std::string> read_manifest(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -217,9 +198,9 @@ inline void save_model_data(const std::filesystem::path& dir, const std::string&
     data.vocab.save_dir(md::in(dir, ModelDirFiles::vocab).string());
     std::ostringstream products;
     data::write_products(products, data.products);
-    md::write_atomically(md::in(dir, ModelDirFiles::products), products.str());
+    write_text_atomically(md::in(dir, ModelDirFiles::products), products.str());
     data.recipe.save(md::in(dir, ModelDirFiles::recipe).string());
-    md::write_atomically(md::in(dir, ModelDirFiles::manifest),
+    write_text_atomically(md::in(dir, ModelDirFiles::manifest),
                          "piano-model " + std::to_string(kModelDirFormatVersion) + "\npiano_version = " + kVersion +
                              "\nkind = " + kind + "\nscalar = " + scalar + "\n");
 }

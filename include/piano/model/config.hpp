@@ -36,6 +36,101 @@ enum class LossWeighting { fixed, uncertainty };
 enum class PositionModel { none, pal, logit };
 inline constexpr const char* kPositionModelNames[3] = {"none", "pal", "logit"};
 
+namespace detail::config_values {
+
+// The value parsers of every `key = value` config (PianoConfig, TrainOptions): each names
+// the key in its ConfigError.
+inline long parse_long(const std::string& key, const std::string& value, long minimum) {
+    std::size_t used = 0;
+    long v = 0;
+    try {
+        v = std::stol(value, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != value.size()) {
+        throw ConfigError("config key '" + key + "': expected an integer, got '" + value + "'");
+    }
+    if (v < minimum) {
+        throw ConfigError("config key '" + key + "': " + value + " is below the minimum " + std::to_string(minimum));
+    }
+    return v;
+}
+// The whole range of unsigned long, which to_map writes (a seed of 2^64 - 1, say). Only
+// digits: std::stoul alone would read "-1" as 2^64 - 1.
+inline unsigned long parse_unsigned(const std::string& key, const std::string& value) {
+    std::size_t used = 0;
+    unsigned long v = 0;
+    if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) {
+        try {
+            v = std::stoul(value, &used);
+        } catch (const std::exception&) {
+            throw ConfigError("config key '" + key + "': " + value + " is above the maximum " +
+                              std::to_string(std::numeric_limits<unsigned long>::max()));
+        }
+    }
+    if (used == 0 || used != value.size()) {
+        throw ConfigError("config key '" + key + "': expected an integer >= 0, got '" + value + "'");
+    }
+    return v;
+}
+// strtod, not std::stod: stod refuses a subnormal number (strtod's ERANGE on underflow),
+// which to_map writes for a tiny value. An overflow becomes inf and fails the range check.
+inline double parse_double(const std::string& key, const std::string& value, double lo, double hi) {
+    const char* begin = value.c_str();
+    char* end = nullptr;
+    const double v = std::strtod(begin, &end);
+    const auto used = static_cast<std::size_t>(end - begin);
+    if (value.empty() || used != value.size()) {
+        throw ConfigError("config key '" + key + "': expected a number, got '" + value + "'");
+    }
+    if (!(v >= lo && v <= hi)) {
+        throw ConfigError("config key '" + key + "': " + value + " is outside [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "]");
+    }
+    return v;
+}
+inline bool parse_bool(const std::string& key, const std::string& value) {
+    if (value == "1" || value == "true") return true;
+    if (value == "0" || value == "false") return false;
+    throw ConfigError("config key '" + key + "': expected true/false or 1/0, got '" + value + "'");
+}
+
+/// `key = value` lines (blank lines and `#` comments ignored) from `in` as a map; a line
+/// without '=' is a ConfigError naming `path` (the stream's name) and the line.
+inline std::map<std::string, std::string> read_key_values(std::istream& in, const std::string& path) {
+    std::map<std::string, std::string> m;
+    std::string line;
+    long line_number = 0;
+    auto trim = [](std::string s) {
+        const auto b = s.find_first_not_of(" \t\r");
+        const auto e = s.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    while (std::getline(in, line)) {
+        ++line_number;
+        const std::string content = trim(line.substr(0, line.find('#')));
+        if (content.empty()) continue;
+        const auto eq = content.find('=');
+        if (eq == std::string::npos) {
+            throw ConfigError(path + ":" + std::to_string(line_number) + ": expected 'key = value', got '" + content + "'");
+        }
+        m[trim(content.substr(0, eq))] = trim(content.substr(eq + 1));
+    }
+    return m;
+}
+
+/// `v` as to_map writes it: 17 significant digits, so that reading it back is exact.
+template <typename V>
+std::string text(V v) {
+    std::ostringstream s;
+    s.precision(17);
+    s << v;
+    return s.str();
+}
+
+}  // namespace detail::config_values
+
 struct PianoConfig {
     // Widths and depths.
     long d_model = 64;        // d: every token's width
@@ -95,12 +190,7 @@ struct PianoConfig {
 
     std::map<std::string, std::string> to_map() const {
         std::map<std::string, std::string> m;
-        auto put = [&m](const std::string& k, auto v) {
-            std::ostringstream s;
-            s.precision(17);
-            s << v;
-            m[k] = s.str();
-        };
+        auto put = [&m](const std::string& k, auto v) { m[k] = detail::config_values::text(v); };
         put("d_model", d_model);
         put("heads", heads);
         put("layers", layers);
@@ -135,6 +225,8 @@ struct PianoConfig {
     /// unknown key or a value that does not parse or is out of range.
     static PianoConfig from_map(const std::map<std::string, std::string>& m) { return from_map(m, PianoConfig{}); }
     static PianoConfig from_map(const std::map<std::string, std::string>& m, const PianoConfig& base) {
+        using detail::config_values::parse_bool, detail::config_values::parse_double,
+            detail::config_values::parse_long, detail::config_values::parse_unsigned;
         PianoConfig c = base;
         for (const auto& [key, value] : m) {
             if (key == "d_model") c.d_model = parse_long(key, value, 1);
@@ -186,86 +278,12 @@ struct PianoConfig {
         }
         return c;
     }
-
-private:
-    static long parse_long(const std::string& key, const std::string& value, long minimum) {
-        std::size_t used = 0;
-        long v = 0;
-        try {
-            v = std::stol(value, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used == 0 || used != value.size()) {
-            throw ConfigError("config key '" + key + "': expected an integer, got '" + value + "'");
-        }
-        if (v < minimum) {
-            throw ConfigError("config key '" + key + "': " + value + " is below the minimum " + std::to_string(minimum));
-        }
-        return v;
-    }
-    // The whole range of unsigned long, which to_map writes (a seed of 2^64 - 1, say). Only
-    // digits: std::stoul alone would read "-1" as 2^64 - 1.
-    static unsigned long parse_unsigned(const std::string& key, const std::string& value) {
-        std::size_t used = 0;
-        unsigned long v = 0;
-        if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) {
-            try {
-                v = std::stoul(value, &used);
-            } catch (const std::exception&) {
-                throw ConfigError("config key '" + key + "': " + value + " is above the maximum " +
-                                  std::to_string(std::numeric_limits<unsigned long>::max()));
-            }
-        }
-        if (used == 0 || used != value.size()) {
-            throw ConfigError("config key '" + key + "': expected an integer >= 0, got '" + value + "'");
-        }
-        return v;
-    }
-    // strtod, not std::stod: stod refuses a subnormal number (strtod's ERANGE on underflow),
-    // which to_map writes for a tiny value. An overflow becomes inf and fails the range check.
-    static double parse_double(const std::string& key, const std::string& value, double lo, double hi) {
-        const char* begin = value.c_str();
-        char* end = nullptr;
-        const double v = std::strtod(begin, &end);
-        const auto used = static_cast<std::size_t>(end - begin);
-        if (value.empty() || used != value.size()) {
-            throw ConfigError("config key '" + key + "': expected a number, got '" + value + "'");
-        }
-        if (!(v >= lo && v <= hi)) {
-            throw ConfigError("config key '" + key + "': " + value + " is outside [" + std::to_string(lo) + ", " +
-                              std::to_string(hi) + "]");
-        }
-        return v;
-    }
-    static bool parse_bool(const std::string& key, const std::string& value) {
-        if (value == "1" || value == "true") return true;
-        if (value == "0" || value == "false") return false;
-        throw ConfigError("config key '" + key + "': expected true/false or 1/0, got '" + value + "'");
-    }
 };
 
 /// Reads `key = value` lines (blank lines and `#` comments ignored) from `in` on top of
 /// `base`. Errors are ConfigErrors naming `path` (the stream's name) and the line.
 inline PianoConfig read_config(std::istream& in, const std::string& path, PianoConfig base = PianoConfig{}) {
-    std::map<std::string, std::string> m;
-    std::string line;
-    long line_number = 0;
-    auto trim = [](std::string s) {
-        const auto b = s.find_first_not_of(" \t\r");
-        const auto e = s.find_last_not_of(" \t\r");
-        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    while (std::getline(in, line)) {
-        ++line_number;
-        const std::string content = trim(line.substr(0, line.find('#')));
-        if (content.empty()) continue;
-        const auto eq = content.find('=');
-        if (eq == std::string::npos) {
-            throw ConfigError(path + ":" + std::to_string(line_number) + ": expected 'key = value', got '" + content + "'");
-        }
-        m[trim(content.substr(0, eq))] = trim(content.substr(eq + 1));
-    }
+    const std::map<std::string, std::string> m = detail::config_values::read_key_values(in, path);
     try {
         return PianoConfig::from_map(m, base);
     } catch (const ConfigError& e) {
