@@ -3,11 +3,12 @@
 # simulate -> train -> eval -> rerank -> compare -> report, then the error cases and their
 # exit codes (docs/cli.md).
 #
-#   tests/cli/test_cli.sh PATH/TO/piano [WORK_DIR]
+#   tests/cli/test_cli.sh PATH/TO/piano [WORK_DIR [PATH/TO/serve]]
 set -euo pipefail
 
-piano=${1:?usage: test_cli.sh PATH/TO/piano [WORK_DIR]}
+piano=${1:?usage: test_cli.sh PATH/TO/piano [WORK_DIR [PATH/TO/serve]]}
 work=${2:-$(mktemp -d)}
+serve=${3:-}
 rm -rf "$work"
 mkdir -p "$work"
 failures=0
@@ -63,6 +64,17 @@ grep -q "^epochs = 2$" "$work/again/config.txt" || fail "--epochs did not overri
 printf 'd_model = 16\nheads = 2\nlearning_rate = fast\n' >"$work/bad_run.conf"
 expect 5 "^piano: error: .*bad_run.conf: config key 'learning_rate': expected a number, got 'fast'" -- \
   "$piano" train --data "$data" --out "$work/x" --config "$work/bad_run.conf"
+
+if [ -n "$serve" ]; then
+  # examples/serve.cpp: the folder piano train wrote, loaded with one call, reranks a raw
+  # request of string ids (the first test request's query and songs, plus one new song).
+  first=$(sed -n 2p "$data/test.txt")
+  query=$(printf '%s' "$first" | cut -f1 | tr '\030' ' ')
+  read -r -a songs <<<"$(printf '%s' "$first" | cut -f2 | tr '_' ' ') brand-new-song"
+  expect 0 "^piano: .*ids unknown" -- "$serve" "$work/model" "$query" "${songs[@]}"
+  [ "$(cut -f1 "$work/out.txt" | sort | tr '\n' ' ')" = "$(printf '%s\n' "${songs[@]}" | sort | tr '\n' ' ')" ] ||
+    fail "serve did not print a permutation of the request's songs: $(cat "$work/out.txt")"
+fi
 
 echo "== eval"
 expect 0 "" -- "$piano" eval --data "$data" --model "$work/model" --csv "$work/eval.csv"
