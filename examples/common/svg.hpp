@@ -23,20 +23,29 @@ struct Series {
     std::vector<double> x, y;
 };
 
+/// A horizontal dashed line across a chart at `y`, labelled in the legend.
+struct Reference {
+    std::string name;
+    double y;
+};
+
 struct LineChart {
     std::string title, x_label, y_label;
     std::vector<Series> series;
+    std::vector<Reference> references;
     int width = 640, height = 400;
 };
 
 /// A matrix of values in [0, 1] (attention weights), printed in % in each cell and shaded
-/// white (0) to blue (the largest value), so diffuse weights still show their contrast.
-/// `highlight_cols` marks columns whose labels are drawn in red and bold.
+/// white (0) to blue (`scale_max`), with a colour bar. Figures meant to be compared share
+/// one `scale_max`; 0 means this map's largest value. `highlight_cols` marks columns whose
+/// labels are drawn in red and bold.
 struct Heatmap {
     std::string title, subtitle;
     std::vector<std::string> row_labels, col_labels;
     std::vector<std::vector<double>> values;  // [rows][cols]
     std::vector<bool> highlight_cols;         // empty, or one flag per column
+    double scale_max = 0.0;
 };
 
 namespace detail {
@@ -125,7 +134,9 @@ inline std::string render(const LineChart& chart) {
             y_lo = std::min(y_lo, s.y[i]);
             y_hi = std::max(y_hi, s.y[i]);
         }
-    if (!(x_lo <= x_hi)) x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;
+    for (const Reference& r : chart.references)
+        if (std::isfinite(r.y)) y_lo = std::min(y_lo, r.y), y_hi = std::max(y_hi, r.y);
+    if (!(x_lo <= x_hi)) x_lo = 0, x_hi = 1, y_lo = std::min(y_lo, 0.0), y_hi = std::max(y_hi, 1.0);
     if (x_hi - x_lo < 1e-12) x_lo -= 0.5, x_hi += 0.5;  // one point: centre it
     const double pad = std::max(1e-6, (y_hi - y_lo) * 0.08);  // keep lines off the frame
     y_lo -= pad;
@@ -171,6 +182,15 @@ inline std::string render(const LineChart& chart) {
                      "stroke-width=\"2\" stroke=\"" + std::string(colour(k)) + "\"");
         body += text(left + plot_w + 38, ly + 4, cut(s.name, 16));
     }
+    for (std::size_t k = 0; k < chart.references.size(); ++k) {
+        const Reference& r = chart.references[k];
+        if (!std::isfinite(r.y)) continue;
+        const std::string style = "stroke-width=\"1.5\" stroke=\"#555\" stroke-dasharray=\"6 4\"";
+        body += line(left, py(r.y), left + plot_w, py(r.y), style);
+        const double ly = top + 10 + 18.0 * static_cast<double>(chart.series.size() + k);
+        body += line(left + plot_w + 12, ly, left + plot_w + 32, ly, style);
+        body += text(left + plot_w + 38, ly + 4, cut(r.name, 16));
+    }
     return document(chart.width, chart.height, body);
 }
 
@@ -184,24 +204,34 @@ inline std::string render(const Heatmap& map) {
         if (row.size() != cols) throw std::invalid_argument("svg::Heatmap: rows of different lengths");
         for (double v : row) largest = std::max(largest, v);
     }
+    if (map.scale_max > 0) largest = map.scale_max;
     // Rotated column labels lean right past the last cell: label_room keeps them inside.
     // Titles are sized by a rough 7.5 px per character, enough for 12-15 px sans-serif.
     std::size_t longest_row_label = 0;
     for (const auto& label : map.row_labels) longest_row_label = std::max(longest_row_label, label.size());
-    const double cell = 34, top = 170, label_room = 110;
+    const double cell = 34, top = 190, label_room = 130, bar_room = 70;
     const double left = std::max(90.0, 16 + 7.0 * static_cast<double>(longest_row_label));
     const double title_width = 20 + 7.5 * static_cast<double>(std::max(map.title.size(), map.subtitle.size()));
-    const int width = static_cast<int>(std::max(left + cell * static_cast<double>(cols) + label_room, title_width));
-    const int height = static_cast<int>(top + cell * static_cast<double>(rows) + 20);
+    const int width =
+        static_cast<int>(std::max(left + cell * static_cast<double>(cols) + label_room + bar_room, title_width));
+    const int height = static_cast<int>(top + cell * static_cast<double>(std::max<std::size_t>(rows, 3)) + 20);
+    // White (0) to a deep blue (1), linear in each channel.
+    auto shade = [](double v) {
+        char fill[8];
+        std::snprintf(fill, sizeof fill, "#%02x%02x%02x", static_cast<int>(std::lround(255 - v * (255 - 8))),
+                      static_cast<int>(std::lround(255 - v * (255 - 69))),
+                      static_cast<int>(std::lround(255 - v * (255 - 148))));
+        return std::string(fill);
+    };
 
     std::string body = text(10, 20, map.title, "font-size=\"15\"");
     body += text(10, 38, map.subtitle, "fill=\"#555\"");
     for (std::size_t c = 0; c < cols; ++c) {
         const bool marked = c < map.highlight_cols.size() && map.highlight_cols[c];
         const double x = left + cell * (static_cast<double>(c) + 0.5), y = top - 6;
-        const std::string label = c < map.col_labels.size() ? cut(map.col_labels[c], 18) : "";
+        const std::string label = c < map.col_labels.size() ? cut(map.col_labels[c], 24) : "";
         body += text(x, y, label,
-                     "transform=\"rotate(-60 " + num(x) + " " + num(y) + ")\"" +
+                     "transform=\"rotate(-50 " + num(x) + " " + num(y) + ")\" font-size=\"11\"" +
                          (marked ? " fill=\"#c00\" font-weight=\"bold\"" : ""));
     }
     for (std::size_t r = 0; r < rows; ++r) {
@@ -210,20 +240,23 @@ inline std::string render(const Heatmap& map) {
                      "text-anchor=\"end\"");
         for (std::size_t c = 0; c < cols; ++c) {
             const double v = std::clamp(map.values[r][c] / largest, 0.0, 1.0);
-            // White (0) to a deep blue (the largest value), linear in each channel.
-            const int red = static_cast<int>(std::lround(255 - v * (255 - 8)));
-            const int green = static_cast<int>(std::lround(255 - v * (255 - 69)));
-            const int blue = static_cast<int>(std::lround(255 - v * (255 - 148)));
-            char fill[8];
-            std::snprintf(fill, sizeof fill, "#%02x%02x%02x", red, green, blue);
             const double x = left + cell * static_cast<double>(c);
             body += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cell) + "\" height=\"" +
-                    num(cell) + "\" fill=\"" + fill + "\" stroke=\"#ddd\"/>\n";
+                    num(cell) + "\" fill=\"" + shade(v) + "\" stroke=\"#ddd\"/>\n";
             body += text(x + cell / 2, y + cell / 2 + 4, num(map.values[r][c] * 100, "%.0f"),
                          std::string("text-anchor=\"middle\" font-size=\"10\" fill=\"") + (v > 0.5 ? "white" : "#333") +
                              "\"");
         }
     }
+    // The colour bar: ten steps from 0 to the scale's top, labelled in %.
+    const double bar_x = left + cell * static_cast<double>(cols) + label_room, bar_h = 3 * cell;
+    for (int step = 0; step < 10; ++step)
+        body += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(top + bar_h * (9 - step) / 10.0) + "\" width=\"14\" height=\"" +
+                num(bar_h / 10.0 + 0.5) + "\" fill=\"" + shade((step + 0.5) / 10.0) + "\"/>\n";
+    body += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(top) + "\" width=\"14\" height=\"" + num(bar_h) +
+            "\" fill=\"none\" stroke=\"#999\"/>\n";
+    body += text(bar_x + 18, top + 8, num(largest * 100, "%.0f") + "%", "font-size=\"10\"");
+    body += text(bar_x + 18, top + bar_h, "0%", "font-size=\"10\"");
     return document(width, height, body);
 }
 

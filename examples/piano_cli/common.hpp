@@ -88,6 +88,11 @@ std::vector<piano::data::Request> load_test_split(const std::string& dir, const 
 
 // ---------------------------------------------------------------- rows of the tables
 
+/// The settings.txt key (this prefix, then the reference row's name) under which compare
+/// records the validation ndcg@10 of the order the models are given; report draws it as
+/// a dashed line on the validation curves.
+inline constexpr const char* kValidReferencePrefix = "valid ndcg@10 of ";
+
 /// The first-stage row: the logged order as a ranker, or, when the requests' order was
 /// shuffled (no first-stage information), "random order" with its exact expectation.
 std::pair<std::string, piano::metrics::MetricTable> first_stage_row(const std::vector<piano::data::Request>& requests);

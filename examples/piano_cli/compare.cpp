@@ -135,6 +135,10 @@ int run_compare(const Args& args) {
     for (const char* key : {"epochs", "batch_size", "learning_rate", "patience", "batch_order_seed"})
         settings += std::string(key) + " = " + training.at(key) + "\n";
     settings += "threads = " + std::to_string(base.threads) + "\njobs = " + std::to_string(jobs) + "\n";
+    if (!data.valid.empty()) {
+        const auto [reference, table] = first_stage_row(data.valid);
+        settings += kValidReferencePrefix + reference + " = " + std::to_string(table.ndcg_10) + "\n";
+    }
     std::string model_list;
     for (const auto& m : models) model_list += (model_list.empty() ? "" : ",") + m;
     settings += "models = " + model_list + "\n";

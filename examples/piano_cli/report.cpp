@@ -51,46 +51,183 @@ std::map<std::string, std::string> read_settings(const fs::path& path) {
     return settings;
 }
 
-/// A CSV file with a header and no quoted fields (train_log.csv, timing.csv): column name
-/// -> values, an empty field read as NaN.
-std::map<std::string, std::vector<double>> read_columns(const fs::path& path) {
+/// A CSV file with a header and no quoted fields (compare.csv, online.csv, train_log.csv,
+/// timing.csv): the header's names and the rows' fields, each row as long as the header.
+struct Csv {
+    std::vector<std::string> names;
+    std::vector<std::vector<std::string>> rows;
+
+    std::size_t column(const std::string& name) const {
+        const auto it = std::find(names.begin(), names.end(), name);
+        if (it == names.end()) throw std::runtime_error("report: no column '" + name + "'");
+        return static_cast<std::size_t>(it - names.begin());
+    }
+    /// Row r's field in column `name` as a number; NaN when empty or not a number.
+    double number(std::size_t r, const std::string& name) const {
+        const std::string& field = rows[r][column(name)];
+        char* end = nullptr;
+        const double v = std::strtod(field.c_str(), &end);
+        return field.empty() || *end ? std::nan("") : v;
+    }
+};
+
+Csv read_csv(const fs::path& path) {
     std::istringstream in(read_text(path));
     std::string line;
     std::getline(in, line);
-    const std::vector<std::string> names = split(line, ',');
-    std::map<std::string, std::vector<double>> columns;
+    Csv csv;
+    csv.names = split(line, ',');
     long line_no = 1;
     while (std::getline(in, line)) {
         ++line_no;
         if (line.empty()) continue;
-        const std::vector<std::string> fields = split(line, ',');
-        if (fields.size() != names.size())
+        csv.rows.push_back(split(line, ','));
+        if (csv.rows.back().size() != csv.names.size())
             throw piano::DataError(path.string(), line_no, "line",
-                                   std::to_string(fields.size()) + " fields, the header has " +
-                                       std::to_string(names.size()));
-        for (std::size_t k = 0; k < names.size(); ++k) {
-            char* end = nullptr;
-            const double v = std::strtod(fields[k].c_str(), &end);
-            columns[names[k]].push_back(fields[k].empty() || *end ? std::nan("") : v);
-        }
+                                   std::to_string(csv.rows.back().size()) + " fields, the header has " +
+                                       std::to_string(csv.names.size()));
     }
+    return csv;
+}
+
+/// A CSV file's columns as numbers (train_log.csv), an empty field read as NaN.
+std::map<std::string, std::vector<double>> read_columns(const fs::path& path) {
+    const Csv csv = read_csv(path);
+    std::map<std::string, std::vector<double>> columns;
+    for (std::size_t r = 0; r < csv.rows.size(); ++r)
+        for (const std::string& name : csv.names) columns[name].push_back(csv.number(r, name));
     return columns;
 }
 
-/// One chart of `column` from every model's train_log.csv, against the epoch.
+/// Rows that are models (not the reference order or an oracle): the ones whose best value
+/// per column is marked.
+bool is_model_row(const std::string& name) {
+    return name != "first-stage" && name != "random order" && name.rfind("oracle", 0) != 0;
+}
+
+/// `x` with `decimals` decimals, "-" for NaN.
+std::string fixed(double x, int decimals) {
+    if (std::isnan(x)) return "-";
+    std::ostringstream s;
+    s.imbue(std::locale::classic());
+    s.setf(std::ios::fixed);
+    s.precision(decimals);
+    s << x;
+    return s.str();
+}
+
+std::string signed_fixed(double x, int decimals) { return (x >= 0 ? "+" : "") + fixed(x, decimals); }
+
+/// For each column of `columns`, the largest value among model rows (NaN when none).
+std::vector<double> best_of_models(const Csv& csv, const std::vector<std::string>& columns) {
+    std::vector<double> best(columns.size(), std::nan(""));
+    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+        if (!is_model_row(csv.rows[r][0])) continue;
+        for (std::size_t c = 0; c < columns.size(); ++c) {
+            const double v = csv.number(r, columns[c]);
+            if (!std::isnan(v) && (std::isnan(best[c]) || v > best[c])) best[c] = v;
+        }
+    }
+    return best;
+}
+
+/// compare.csv as Markdown: every metric with its change against the first row (the
+/// first-stage order, or a random order), the best model's value per column in bold.
+std::string offline_table(const Csv& csv) {
+    const std::vector<std::string> metrics(csv.names.begin() + 1, csv.names.end());
+    const std::vector<double> best = best_of_models(csv, metrics);
+    std::string md = "| model |", rule = "|---|";
+    for (const std::string& m : metrics) md += " " + m + " |", rule += "---:|";
+    md += "\n" + rule + "\n";
+    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+        md += "| " + csv.rows[r][0] + " |";
+        for (std::size_t c = 0; c < metrics.size(); ++c) {
+            const double v = csv.number(r, metrics[c]), reference = csv.number(0, metrics[c]);
+            std::string cell = fixed(v, 4);
+            if (is_model_row(csv.rows[r][0]) && v == best[c]) cell = "**" + cell + "**";
+            if (r > 0 && !std::isnan(v) && !std::isnan(reference)) cell += " (" + signed_fixed(v - reference, 4) + ")";
+            md += " " + cell + " |";
+        }
+        md += "\n";
+    }
+    return md;
+}
+
+/// online.csv as Markdown: expected clicks and conversions per request with their lift over
+/// the first stage and its 95% interval, P(>= 1 click / conversion), the gap closed; the
+/// best model's value per column in bold.
+std::string online_table(const Csv& csv) {
+    enum class Kind { value, lift, share };  // a number; a signed % with its interval; a %
+    struct Column {
+        const char* header;
+        const char* name;
+        Kind kind;
+        int decimals;
+    };
+    const Column columns[] = {{"clicks / request", "clicks", Kind::value, 3},
+                              {"lift", "lift_clicks", Kind::lift, 2},
+                              {"conversions / request", "conversions", Kind::value, 3},
+                              {"lift", "lift_conversions", Kind::lift, 2},
+                              {"P(>= 1 click)", "p_click", Kind::value, 4},
+                              {"P(>= 1 conv)", "p_conversion", Kind::value, 4},
+                              {"gap closed, clicks", "gap_closed_clicks", Kind::share, 1},
+                              {"gap closed, conv", "gap_closed_conversions", Kind::share, 1}};
+    std::vector<std::string> names;
+    for (const Column& c : columns) names.push_back(c.name);
+    const std::vector<double> best = best_of_models(csv, names);
+    std::string md = "| order |", rule = "|---|";
+    for (const Column& c : columns) md += std::string(" ") + c.header + " |", rule += "---:|";
+    md += "\n" + rule + "\n";
+    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+        md += "| " + csv.rows[r][0] + " |";
+        for (std::size_t c = 0; c < names.size(); ++c) {
+            const Column& col = columns[c];
+            const double v = csv.number(r, col.name);
+            std::string cell = col.kind == Kind::value  ? fixed(v, col.decimals)
+                               : col.kind == Kind::lift ? signed_fixed(100 * v, col.decimals) + "%"
+                                                        : fixed(100 * v, col.decimals) + "%";
+            if (is_model_row(csv.rows[r][0]) && v == best[c]) cell = "**" + cell + "**";
+            if (col.kind == Kind::lift && r > 0)
+                cell += " [" + signed_fixed(100 * csv.number(r, names[c] + "_low"), 1) + ", " +
+                        signed_fixed(100 * csv.number(r, names[c] + "_high"), 1) + "]";
+            md += " " + cell + " |";
+        }
+        md += "\n";
+    }
+    return md;
+}
+
+/// One chart of `column` from every model's train_log.csv, against the epoch, with
+/// horizontal `references`. A model whose log has no value in the column is left out.
 std::string curve_chart(const std::vector<std::string>& models, const fs::path& compare_dir, const std::string& column,
-                        const std::string& title) {
+                        const std::string& title, std::vector<svg::Reference> references) {
     svg::LineChart chart;
     chart.title = title;
+    chart.references = std::move(references);
     chart.x_label = "epoch";
     chart.y_label = column;
     for (const std::string& model : models) {
         const fs::path log = compare_dir / model / "train_log.csv";
         if (!fs::exists(log)) continue;
         auto columns = read_columns(log);
-        chart.series.push_back({model, columns["epoch"], columns[column]});
+        const std::vector<double>& y = columns[column];
+        if (std::any_of(y.begin(), y.end(), [](double v) { return !std::isnan(v); }))
+            chart.series.push_back({model, columns["epoch"], y});
     }
     return svg::render(chart);
+}
+
+/// Whether any model's train_log.csv has a value in `column` (a loss term it trains).
+bool any_value(const std::vector<std::string>& models, const fs::path& compare_dir, const std::string& column) {
+    for (const std::string& model : models) {
+        const fs::path log = compare_dir / model / "train_log.csv";
+        if (!fs::exists(log)) continue;
+        const auto columns = read_columns(log);
+        const auto it = columns.find(column);
+        if (it != columns.end() && std::any_of(it->second.begin(), it->second.end(), [](double v) { return !std::isnan(v); }))
+            return true;
+    }
+    return false;
 }
 
 std::string terms_text(const std::vector<piano::data::Row>& rows, const piano::data::Vocabulary& terms) {
@@ -122,17 +259,24 @@ std::vector<std::size_t> pick_requests(const std::vector<piano::data::Request>& 
     return picked;
 }
 
-/// Draws QDIR's weights for request `r` into `path`; returns the share of the attention
-/// (mean over heads) that went to past searches sharing an eligible term with the query.
-double attention_plot(Model& model, const piano::data::Request& r, const piano::data::Vocabularies& vocab,
-                      const std::set<piano::data::Row>& eligible, const fs::path& path) {
+/// QDIR's weights for request `r`, one row per head and their mean, and the share of the
+/// attention (mean over heads) that went to past searches sharing an eligible term with
+/// the query.
+struct AttentionMap {
+    svg::Heatmap map;
+    double share = 0.0;
+};
+
+AttentionMap attention_map(Model& model, const piano::data::Request& r, const piano::data::Vocabularies& vocab,
+                           const std::set<piano::data::Row>& eligible) {
     model.eval();
     piano::NoGradGuard no_grad;
     const piano::ModelOutputs<float> out = model.forward(piano::data::make_batch({&r}), true);
     const piano::AttentionWeights<float>& w = out.qdir_weights;
 
     static const char* const kBehavior[] = {"click", "fav", "play", "follow"};
-    svg::Heatmap map;
+    AttentionMap result;
+    svg::Heatmap& map = result.map;
     const auto& terms = vocab[piano::data::Table::term];
     map.title = "QDIR attention, " + fs::path(r.source.file).filename().string() + " line " +
                 std::to_string(r.source.line) + ": query '" + terms_text(r.query, terms) + "'";
@@ -144,7 +288,6 @@ double attention_plot(Model& model, const piano::data::Request& r, const piano::
                                  kBehavior[static_cast<int>(e.type)]);
         map.highlight_cols.push_back(piano::shares_term(r.query, e.query, eligible));
     }
-    double matched = 0.0;
     const piano::Matrix<float> mean = w.mean_over_heads(0);
     for (piano::Index h = 0; h <= w.heads; ++h) {
         const piano::Matrix<float> row = h < w.heads ? w.head(0, h) : mean;
@@ -153,9 +296,8 @@ double attention_plot(Model& model, const piano::data::Request& r, const piano::
         for (piano::Index j = 0; j < row.cols(); ++j) map.values.back().push_back(row(0, j));
     }
     for (piano::Index j = 1; j < mean.cols(); ++j)
-        if (map.highlight_cols[static_cast<std::size_t>(j)]) matched += mean(0, j);
-    svg::write_file(path.string(), svg::render(map));
-    return matched;
+        if (map.highlight_cols[static_cast<std::size_t>(j)]) result.share += mean(0, j);
+    return result;
 }
 
 }  // namespace
@@ -164,9 +306,11 @@ CommandSpec report_spec() {
     return {"report",
             "write a Markdown report with SVG plots from a compare run",
             "outputs (in --out):\n"
-            "  report.md           settings, timings, the metric table, the plots below\n"
-            "  train_loss.svg      training loss per epoch, one line per model\n"
-            "  valid_ndcg10.svg    validation ndcg@10 per epoch, one line per model\n"
+            "  report.md           the online table (simulated data) and the offline table, each with the best\n"
+            "                      model's values in bold and the change against the first stage; settings,\n"
+            "                      timings, the plots below\n"
+            "  valid_ndcg10.svg    validation ndcg@10 per epoch, one line per model, the first stage dashed\n"
+            "  train_loss.svg, loss_<term>.svg   the training loss and each loss term per epoch\n"
             "  attention_K.svg     PIANO's QDIR weights over the history of test request K\n",
             {{"compare", "DIR", "", "the --out directory of piano compare", true},
              {"out", "DIR", "", "directory for report.md and the SVG files", true},
@@ -185,10 +329,22 @@ int run_report(const Args& args) {
     for (const std::string& m : split(settings.count("models") ? settings.at("models") : "", ','))
         if (fs::exists(compare_dir / m / "train_log.csv")) models.push_back(m);
 
-    std::string md = "# PIANO demo report\n\n";
-    md += "Every model was trained by `piano compare` on the same simulated music-search data, with the same "
-          "config, seed and options, and evaluated on the test split. Metric definitions: docs/metrics.md.\n\n";
-    md += "## Results (test split)\n\n" + read_text(compare_dir / "compare.md") + "\n";
+    std::string models_line;
+    for (const std::string& m : models) models_line += (models_line.empty() ? "" : ", ") + m;
+    std::string md = "# piano compare: " + (data_dir.empty() ? compare_dir.string() : data_dir) + "\n\n";
+    md += "Models " + models_line + ", each trained by `piano compare` on the same data with the same config, seed "
+          "and options (below), and evaluated on the test split. Metric definitions: docs/metrics.md. In each "
+          "table the best model's value per column is in **bold**.\n\n";
+    if (fs::exists(compare_dir / "online.csv"))
+        md += "## Online: what the simulated users would do (test split)\n\nExpected per request under the "
+              "simulator's true user model; lifts over the first-stage order with their 95% paired bootstrap "
+              "intervals.\n\n" +
+              online_table(read_csv(compare_dir / "online.csv")) + "\n";
+    const Csv offline = read_csv(compare_dir / "compare.csv");
+    md += "## Offline: the logged labels (test split)\n\nIn brackets, the change against the " +
+          (offline.rows.empty() ? std::string("first") : offline.rows.front()[0]) +
+          " row. Logged labels favour the logged order, whose top was examined most.\n\n" + offline_table(offline) +
+          "\n";
 
     md += "## Settings\n\n";
     for (const auto& [key, value] : settings) md += "- " + key + ": " + value + "\n";
@@ -205,18 +361,30 @@ int run_report(const Args& args) {
         while (std::getline(in, line)) {
             const auto f = split(line, ',');
             if (f.size() == 4)
-                md += "| train " + f[0] + " (" + f[2] + " epochs, best " + f[3] + ") | " +
-                      std::to_string(static_cast<long>(std::lround(std::stod(f[1])))) + " |\n";
+                md += "| train " + f[0] + " (" + f[2] + " epochs, best " + f[3] + ") | " + fixed(std::stod(f[1]), 1) +
+                      " |\n";
         }
     }
 
-    svg::write_file((out / "train_loss.svg").string(),
-                    curve_chart(models, compare_dir, "train_loss", "Training loss (mean over the epoch's batches)"));
+    // The validation ndcg@10 of the order the models are given, which compare records.
+    std::vector<svg::Reference> references;
+    for (const auto& [key, value] : settings)
+        if (key.rfind(kValidReferencePrefix, 0) == 0)
+            references.push_back({key.substr(std::string(kValidReferencePrefix).size()), std::stod(value)});
     svg::write_file((out / "valid_ndcg10.svg").string(),
-                    curve_chart(models, compare_dir, "ndcg@10", "Validation ndcg@10 after each epoch"));
-    md += "\n## Training curves\n\nThe losses differ between models (the DNN has no CVR or list term), so compare "
-          "each line's shape rather than its level.\n\n![training loss](train_loss.svg)\n\n"
-          "![validation ndcg@10](valid_ndcg10.svg)\n";
+                    curve_chart(models, compare_dir, "ndcg@10", "Validation ndcg@10 after each epoch", references));
+    md += "\n## Training curves\n\n![validation ndcg@10](valid_ndcg10.svg)\n\nOne panel per loss term: the "
+          "total differs between models (the DNN has no CVR or list term), and each term has its own scale.\n\n";
+    const std::pair<const char*, const char*> losses[] = {
+        {"train_loss", "Training loss: the weighted total"},  {"loss_ctr", "Loss term ctr (click BCE)"},
+        {"loss_ctcvr", "Loss term ctcvr (click and conversion BCE)"}, {"loss_list", "Loss term list (list heads)"},
+        {"loss_listwise", "Loss term listwise (softmax over the list)"}};
+    for (const auto& [column, title] : losses) {
+        if (!any_value(models, compare_dir, column)) continue;
+        svg::write_file((out / (std::string(column) + ".svg")).string(),
+                        curve_chart(models, compare_dir, column, title, {}));
+        md += std::string("![") + title + "](" + column + ".svg)\n\n";
+    }
 
     const fs::path piano_dir = compare_dir / "piano";
     const long wanted = args.integer("attention", 0, 100);
@@ -242,9 +410,21 @@ int run_report(const Args& args) {
               "% of its attention (mean over heads) on the past searches with the same term; uniform weights "
               "over the null slot and the past events would put " +
               std::to_string(std::lround(100 * focus.uniform)) + "% there.\n\n";
-        for (std::size_t k : pick_requests(test, eligible, static_cast<std::size_t>(wanted))) {
+        // One colour scale for every figure, so that their shades compare.
+        const std::vector<std::size_t> picked = pick_requests(test, eligible, static_cast<std::size_t>(wanted));
+        std::vector<AttentionMap> maps;
+        double scale_max = 0.0;
+        for (std::size_t k : picked) {
+            maps.push_back(attention_map(*trained.model, test[k], trained.data.vocab, eligible));
+            for (const auto& row : maps.back().map.values)
+                for (double v : row) scale_max = std::max(scale_max, v);
+        }
+        for (std::size_t i = 0; i < picked.size(); ++i) {
+            const std::size_t k = picked[i];
             const std::string name = "attention_" + std::to_string(k) + ".svg";
-            const double share = attention_plot(*trained.model, test[k], trained.data.vocab, eligible, out / name);
+            maps[i].map.scale_max = scale_max;
+            svg::write_file((out / name).string(), svg::render(maps[i].map));
+            const double share = maps[i].share;
             long matching = 0;
             for (const auto& e : test[k].history) matching += piano::shares_term(test[k].query, e.query, eligible);
             // Uniform weights over the null slot and the H events: what "no preference" looks like.
