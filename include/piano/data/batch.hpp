@@ -205,17 +205,38 @@ public:
         next_ = 0;
     }
 
-    /// The next batch of the epoch into `out`; false (and `out` untouched) after the last.
+    /// Data parallelism (train/collective.hpp): this Batcher is rank `rank` of `ranks`, all
+    /// with the same requests, batch size and seed. next() then yields only this rank's
+    /// part of each batch of B requests, requests [ceil(B rank / ranks), ceil(B (rank+1) /
+    /// ranks)) of it: the parts of all ranks, in rank order, are the batch one process
+    /// would see. Rank 0's part is never empty; the others' are when B < ranks (only the
+    /// last batch of an epoch can be that small).
+    void shard(int rank, int ranks) {
+        if (ranks < 1 || rank < 0 || rank >= ranks)
+            throw ConfigError("Batcher::shard: rank " + std::to_string(rank) + " of " + std::to_string(ranks) +
+                              " ranks (expected 0 <= rank < ranks)");
+        rank_ = static_cast<std::size_t>(rank);
+        ranks_ = static_cast<std::size_t>(ranks);
+    }
+
+    /// The next batch (this rank's part of it, see shard) into `out`; false (and `out`
+    /// untouched) after the last.
     bool next(Batch& out) {
         if (next_ >= order_.size()) return false;
         const std::size_t end = std::min(order_.size(), next_ + batch_size_);
-        std::vector<const Request*> picked;
-        picked.reserve(end - next_);
-        for (std::size_t i = next_; i < end; ++i) picked.push_back(&(*requests_)[order_[i]]);
+        whole_.clear();
+        for (std::size_t i = next_; i < end; ++i) whole_.push_back(&(*requests_)[order_[i]]);
         next_ = end;
-        out = make_batch(picked);
+        const std::size_t n = whole_.size();
+        const std::size_t first = (n * rank_ + ranks_ - 1) / ranks_, last = (n * (rank_ + 1) + ranks_ - 1) / ranks_;
+        out = make_batch(std::vector<const Request*>(whole_.begin() + static_cast<std::ptrdiff_t>(first),
+                                                     whole_.begin() + static_cast<std::ptrdiff_t>(last)));
         return true;
     }
+
+    /// The whole batch the last next() took its part from: what every rank's loss needs to
+    /// weigh its part (LossShare, model/losses.hpp).
+    const std::vector<const Request*>& whole_batch() const { return whole_; }
 
     std::size_t num_batches() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
     /// This epoch's visiting order: request indices, batch after batch.
@@ -228,6 +249,8 @@ private:
     bool shuffle_;
     std::vector<std::size_t> order_;
     std::size_t next_ = 0;
+    std::size_t rank_ = 0, ranks_ = 1;
+    std::vector<const Request*> whole_;
 };
 
 }  // namespace piano::data

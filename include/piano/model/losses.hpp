@@ -121,11 +121,48 @@ Tensor<T> listwise_softmax_loss(const Tensor<T>& logits, const std::vector<int>&
     return neg(sum(Tensor<T>(std::move(target)) * log_softmax_in_list)) / static_cast<T>(lists_with_click);
 }
 
+/// How much of a whole batch's loss one part of it carries, when ranks train on parts of
+/// each batch (train/collective.hpp). Each term of the whole batch is a mean over its
+/// units: candidates for ctr and ctcvr, requests for list, lists with a click for
+/// listwise. A part's mean times (the part's units / the whole's units), summed over the
+/// parts, is the whole's mean, and so are the gradients. `regularizer` weighs the s_k that
+/// uncertainty weighting adds once per batch: 1 on one part, 0 on the others.
+struct LossShare {
+    double term[4] = {1.0, 1.0, 1.0, 1.0};
+    double regularizer = 1.0;
+};
+
+/// The share of `part`, one part of the batch `whole`; `first` for the part that carries
+/// the regularizer. A term whose whole batch has no unit (no list with a click) gets 0.
+inline LossShare loss_share(const std::vector<const data::Request*>& whole, const data::Batch& part, bool first) {
+    const auto count = [](const std::vector<const data::Request*>& requests, double units[3]) {
+        units[0] = units[1] = units[2] = 0.0;
+        for (const data::Request* r : requests) {
+            units[0] += static_cast<double>(r->candidates.size());
+            units[1] += 1.0;
+            units[2] += std::any_of(r->candidates.begin(), r->candidates.end(),
+                                    [](const data::Candidate& c) { return c.click > 0; });
+        }
+    };
+    double whole_units[3], part_units[3];
+    count(whole, whole_units);
+    count(part.requests, part_units);
+    const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+    LossShare share;
+    share.term[0] = share.term[1] = ratio(part_units[0], whole_units[0]);
+    share.term[2] = ratio(part_units[1], whole_units[1]);
+    share.term[3] = ratio(part_units[2], whole_units[2]);
+    share.regularizer = first ? 1.0 : 0.0;
+    return share;
+}
+
 /// The weighted multi-task loss of `out` on `batch` (see the top of this header).
 /// `log_vars` is the model's [1,4] uncertainty parameter, or undefined for fixed weights.
+/// With a `share` (batch is a part of a larger batch, LossShare), every term and its
+/// value in the breakdown are the part's share; the default share is the whole batch.
 template <typename T>
 LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& batch, const PianoConfig& config,
-                                 const Tensor<T>& log_vars) {
+                                 const Tensor<T>& log_vars, const LossShare& share = LossShare{}) {
     const Index n = batch.num_candidates();
     const Index B = batch.size();
     Matrix<T> click(n, 1), click_and_conv(n, 1), list_click = Matrix<T>::Zero(B, 1), list_conv = Matrix<T>::Zero(B, 1);
@@ -172,13 +209,15 @@ LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& 
     LossBreakdown<T> result;
     for (int k = 0; k < LossBreakdown<T>::kTerms; ++k) {
         if (!term[k].defined()) continue;
+        // The whole batch's share leaves the graph as it is (no multiplication by 1).
+        if (share.term[k] != 1.0) term[k] = term[k] * static_cast<T>(share.term[k]);
         result.present[k] = true;
         result.terms[k] = static_cast<double>(term[k].item());
         Tensor<T> weighted;
         if (log_vars.defined()) {
             // exp(-s_k) L_k + s_k: a noisier term learns a larger s_k and so a smaller weight.
             const Tensor<T> s = slice_cols(log_vars, k, 1);
-            weighted = exp(neg(s)) * term[k] + s;
+            weighted = exp(neg(s)) * term[k] + (share.regularizer != 1.0 ? s * static_cast<T>(share.regularizer) : s);
         } else {
             weighted = term[k] * static_cast<T>(fixed_weight[k]);
         }

@@ -33,6 +33,8 @@ struct FitResult {
 /// options.out_dir is set, writes the model folder there (io/model_dir.hpp): its data
 /// files first, so that every best.ckpt train() writes is already a loadable model.
 /// Throws ConfigError for an unknown kind before anything is written or trained.
+/// Data parallel (options.collective): every rank calls fit with the same data and gets
+/// the same model; rank 0 alone writes the folder.
 template <typename T>
 FitResult<T> fit(const std::string& kind, const PianoConfig& config, const data::JdsearchDataset& data,
                  const TrainOptions& options, std::ostream& log) {
@@ -41,7 +43,8 @@ FitResult<T> fit(const std::string& kind, const PianoConfig& config, const data:
     fitted.trained.model = make_model<T>(kind, sized_to_data(config, data.vocab, data.dense_dim));
     fitted.trained.data = {data.vocab, products_known_to(data.products, data.vocab), data.recipe};
     fitted.trained.written_by = kVersion;
-    if (!options.out_dir.empty())
+    // In a group of ranks (options.collective) rank 0 writes the folder, as train() does.
+    if (!options.out_dir.empty() && (!options.collective || options.collective->rank() == 0))
         save_model_data(options.out_dir, fitted.trained.kind(), detail::checkpoint::scalar_name<T>(),
                         fitted.trained.data);
     fitted.result = train(*fitted.trained.model, data.train, data.valid, options, log);

@@ -18,6 +18,7 @@
 // so the same model config, data and options give bit-identical parameters.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -52,7 +53,9 @@
 #include "piano/optim/optimizer.hpp"
 #include "piano/optim/schedule.hpp"
 #include "piano/optim/sgd.hpp"
+#include "piano/train/collective.hpp"
 #include "piano/train/progress.hpp"
+#include "piano/version.hpp"
 
 namespace piano {
 
@@ -78,6 +81,10 @@ struct TrainOptions {
     int threads = 1;                       // OpenMP threads for evaluation/inference (omp_set_num_threads if available)
     std::string out_dir;                   // empty: no files; else best.ckpt + train_log.csv there
     bool progress = true;                  // progress bar on a terminal (isatty), plain lines otherwise
+    // Data parallelism (train/collective.hpp): this process is one rank of the group, which
+    // trains one model on the batches above, each split over the ranks. Not owned. Only
+    // rank 0 writes out_dir and the log.
+    Collective* collective = nullptr;
 };
 
 struct EpochRecord {
@@ -269,6 +276,27 @@ inline std::string epoch_line(const EpochRecord& r, int epochs, const std::strin
     return line + "  " + fixed(r.seconds, 1, "-") + " s";
 }
 
+/// What the ranks of a group must agree on (Collective::check_same_run): the model and
+/// its config, the training options but threads, out_dir and progress (the machine's,
+/// not the run's), both splits and the piano version.
+template <typename T>
+std::vector<RunDigest> run_digests(const Reranker<T>& model, const TrainOptions& o,
+                                   const std::vector<data::Request>& train_split,
+                                   const std::vector<data::Request>& valid_split) {
+    Digest config;
+    config.text(model.kind()).number(sizeof(T));
+    for (const auto& [key, value] : model.config().to_map()) config.text(key).text(value);
+    Digest options;
+    options.number(o.epochs).number(o.batch_size).text(o.optimizer).number(o.learning_rate).number(o.weight_decay);
+    options.text(o.schedule).number(o.warmup_steps).number(o.clip_norm).number(o.lazy_embeddings);
+    options.text(o.early_stopping_metric).number(o.patience).number(o.seed);
+    return {{"piano version", Digest().text(kVersion).value()},
+            {"model config", config.value()},
+            {"training options", options.value()},
+            {"training data", digest_requests(train_split)},
+            {"validation data", digest_requests(valid_split)}};
+}
+
 }  // namespace detail::training
 
 /// Trains `model` on `train_split`, scoring `valid_split` after every epoch, and leaves
@@ -294,6 +322,15 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
 #endif
 
     data::Batcher batcher(train_split, options.batch_size, options.seed);
+    Collective* const group = options.collective;
+    if (group) {
+        group->check_same_run(dt::run_digests(model, options, train_split, valid_split));
+        batcher.shard(group->rank(), group->ranks());
+    }
+    // Rank 0 of a group writes the files and the log for all.
+    const bool writer = !group || group->rank() == 0;
+    const std::string out_dir = writer ? options.out_dir : std::string();
+    std::ostream silent(nullptr);
     const auto steps_per_epoch = static_cast<long>(batcher.num_batches());
     const auto lr_at = dt::make_schedule(options, steps_per_epoch * options.epochs);
     std::unique_ptr<Optimizer<T>> optimizer = dt::make_optimizer(model.named_parameters(), options);
@@ -306,12 +343,12 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
     std::map<std::string, std::string> config = model.config().to_map();
     config["model"] = model.kind();
     std::filesystem::path best_path;
-    if (!options.out_dir.empty()) {
-        std::filesystem::create_directories(options.out_dir);
-        best_path = std::filesystem::path(options.out_dir) / "best.ckpt";
+    if (!out_dir.empty()) {
+        std::filesystem::create_directories(out_dir);
+        best_path = std::filesystem::path(out_dir) / "best.ckpt";
     }
-    dt::CsvLog csv(options.out_dir);
-    TrainingProgress progress(log, options.progress && is_terminal(log));
+    dt::CsvLog csv(out_dir);
+    TrainingProgress progress(writer ? log : silent, writer && options.progress && is_terminal(log));
 
     TrainResult result;
     Checkpoint<T> best;  // the best epoch's parameters (and optimizer state with out_dir)
@@ -331,18 +368,36 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
         while (batcher.next(batch)) {
             const long step = optimizer->steps_taken();
             const std::string where = "step " + std::to_string(step + 1) + " (epoch " + std::to_string(epoch) + ")";
-            const ModelOutputs<T> out = model.forward(batch);
-            LossBreakdown<T> loss = multi_task_loss(out, batch, model.config(), model.loss_log_variances());
-            for (int k = 0; k < 4; ++k) {
-                if (loss.present[k] && !std::isfinite(loss.terms[k])) {
-                    throw TrainingError(where + ": loss term '" + LossBreakdown<T>::kNames[k] + "' is " +
-                                        dt::non_finite_name(loss.terms[k]));
+            const auto check_loss = [&where](const StepLoss& loss) {
+                for (int k = 0; k < 4; ++k) {
+                    if (loss.present[k] && !std::isfinite(loss.terms[k])) {
+                        throw TrainingError(where + ": loss term '" + LossBreakdown<T>::kNames[k] + "' is " +
+                                            dt::non_finite_name(loss.terms[k]));
+                    }
                 }
+                if (!std::isfinite(loss.total))
+                    throw TrainingError(where + ": the total loss is " + dt::non_finite_name(loss.total));
+            };
+            StepLoss loss;
+            // In a group, a rank whose part of the last batch is empty adds nothing but
+            // still takes part in the sums; the checks wait for the sums, so that every rank
+            // throws together.
+            if (batch.size() > 0) {
+                const ModelOutputs<T> out = model.forward(batch);
+                LossBreakdown<T> terms =
+                    multi_task_loss(out, batch, model.config(), model.loss_log_variances(),
+                                    group ? loss_share(batcher.whole_batch(), batch, group->rank() == 0) : LossShare{});
+                loss.total = static_cast<double>(terms.total.item());
+                std::copy(terms.present, terms.present + 4, loss.present);
+                std::copy(terms.terms, terms.terms + 4, loss.terms);
+                if (!group) check_loss(loss);
+                terms.total.backward();
             }
-            const double total = static_cast<double>(loss.total.item());
-            if (!std::isfinite(total)) throw TrainingError(where + ": the total loss is " + dt::non_finite_name(total));
-
-            loss.total.backward();
+            if (group) {
+                group->sum_step(optimizer->parameters(), loss, step);
+                check_loss(loss);
+            }
+            const double total = loss.total;
             const double norm = clip_grad_norm(parameters, clip);
             if (!std::isfinite(norm)) {
                 throw TrainingError(where + ": the gradient norm is " + dt::non_finite_name(norm) +
@@ -354,7 +409,7 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
 
             ++batches;
             loss_sum += total;
-            for (int k = 0; k < 4; ++k) term_sum[k] += loss.terms[k];  // absent terms stay NaN
+            for (int k = 0; k < 4; ++k) term_sum[k] += loss.present[k] ? loss.terms[k] : EpochRecord::nan;
             progress.step(static_cast<std::size_t>(batches), batch.requests.size(),
                           loss_sum / static_cast<double>(batches));
         }
