@@ -17,6 +17,16 @@
 
 namespace piano_cli {
 
+int exit_code_of(const std::exception& e) {
+    if (dynamic_cast<const UsageError*>(&e)) return kUsageError;
+    if (dynamic_cast<const piano::DataError*>(&e)) return kDataError;
+    if (dynamic_cast<const piano::CheckpointError*>(&e)) return kCheckpointError;
+    if (dynamic_cast<const piano::ConfigError*>(&e)) return kConfigError;
+    if (dynamic_cast<const piano::ShapeError*>(&e)) return kShapeError;
+    if (dynamic_cast<const piano::TrainingError*>(&e)) return kTrainingError;
+    return kOtherError;
+}
+
 void set_threads(long threads) {
 #ifdef _OPENMP
     omp_set_num_threads(static_cast<int>(threads));

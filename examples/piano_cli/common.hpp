@@ -12,6 +12,7 @@
 // trainer and the checkpoint code, so the other files compile quickly.
 #pragma once
 
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -50,6 +51,9 @@ enum ExitCode : int {
     kShapeError = 6,       // data that does not fit the model's shapes (piano::ShapeError)
     kTrainingError = 7,    // the loss or a gradient became NaN or Inf (piano::TrainingError)
 };
+
+/// The exit code of a failure, by the exception's type (ExitCode).
+int exit_code_of(const std::exception& e);
 
 /// OpenMP threads for everything piano parallelises (and Eigen's products).
 void set_threads(long threads);

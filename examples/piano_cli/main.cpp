@@ -79,19 +79,7 @@ int fail(const std::exception& e, int code) {
 int main(int argc, char** argv) {
     try {
         return run({argv + 1, argv + argc});
-    } catch (const piano_cli::UsageError& e) {
-        return fail(e, piano_cli::kUsageError);
-    } catch (const piano::DataError& e) {
-        return fail(e, piano_cli::kDataError);
-    } catch (const piano::CheckpointError& e) {
-        return fail(e, piano_cli::kCheckpointError);
-    } catch (const piano::ConfigError& e) {
-        return fail(e, piano_cli::kConfigError);
-    } catch (const piano::ShapeError& e) {
-        return fail(e, piano_cli::kShapeError);
-    } catch (const piano::TrainingError& e) {
-        return fail(e, piano_cli::kTrainingError);
     } catch (const std::exception& e) {
-        return fail(e, piano_cli::kOtherError);
+        return fail(e, piano_cli::exit_code_of(e));
     }
 }

@@ -1,6 +1,15 @@
 // piano train: one model on one data set, saved as a directory that eval and rerank read.
+// Built with PIANO_USE_MPI, `mpirun -np N piano train ...` trains it on N ranks.
+#include <algorithm>
 #include <iostream>
 #include <string>
+
+#ifdef PIANO_CLI_MPI
+#include <piano/train/mpi.hpp>
+#endif
+
+#include <piano/train/collective.hpp>
+#include <piano/version.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -28,10 +37,15 @@ CommandSpec train_spec() {
     return spec;
 }
 
-int run_train(const Args& args) {
+namespace {
+
+/// The training itself, alone (group = nullptr) or as one rank of a group: every rank
+/// loads the same data and trains; rank 0 alone writes the folder and config.txt.
+int train_model(const Args& args, piano::Collective* group) {
     const std::string name = args.str("model");
     check_model_name(name);
-    const piano::RunConfig run = run_config_from_args(args, args.str("out"));
+    piano::RunConfig run = run_config_from_args(args, args.str("out"));
+    run.training.collective = group;
     const piano::PianoConfig& config = run.model;
     const piano::TrainOptions& options = run.training;
     set_threads(options.threads);
@@ -44,14 +58,62 @@ int run_train(const Args& args) {
     const piano::data::JdsearchDataset data = load_data(args, config);
     std::cout << "train " << data.train.size() << ", valid " << data.valid.size() << ", test " << data.test.size()
               << " requests; training " << name << '\n';
-    fs::create_directories(out);
-    piano::save_run_config(out / "config.txt", run);
+    if (group) {
+        // Before anything is written: a rank given another run, or one that could not load
+        // its data, ends the job here and leaves the folder in --out as it was.
+        group->check_same_run({{"piano version", piano::Digest().text(piano::kVersion).value()},
+                               {"model and training keys", piano::Digest().text(name).text(piano::run_config_text(run)).value()},
+                               {"training data", piano::digest_requests(data.train)},
+                               {"validation data", piano::digest_requests(data.valid)}});
+        std::cout << "data parallel: " << group->ranks() << " ranks, each batch of " << options.batch_size
+                  << " requests split over them\n";
+    }
+    if (!group || group->rank() == 0) {
+        fs::create_directories(out);
+        piano::save_run_config(out / "config.txt", run);
+    }
     const Fitted fitted = fit(name, config, data, options, std::cout);
 
     std::cout << "best epoch " << fitted.result.best_epoch << " of " << fitted.result.epochs.size() << " in "
               << fitted.seconds << " s; model saved to " << options.out_dir << "\n"
               << "next: piano eval --data " << args.str("data") << " --model " << options.out_dir << '\n';
     return kOk;
+}
+
+#ifdef PIANO_CLI_MPI
+// Steps between the checks that every rank still holds the same parameters: a digest of
+// the reference model costs about as much as a few steps, so every 100th keeps it small.
+constexpr long kCheckEvery = 100;
+
+/// `mpirun -np N piano train ...`: N ranks train one model (docs/distributed.md). An
+/// error on any rank ends the whole job through MPI_Abort with the error's exit code, since
+/// the other ranks would wait for that rank forever.
+int train_distributed(const Args& args) {
+    piano::mpi::Session session(nullptr, nullptr);
+    piano::mpi::MpiCollective group(MPI_COMM_WORLD, kCheckEvery);
+    if (group.ranks() == 1) return train_model(args, nullptr);
+    // Rank 0 speaks for the group; the others print only their errors.
+    if (group.rank() != 0) std::cout.setstate(std::ios::badbit);
+    try {
+        const int code = train_model(args, &group);
+        const piano::mpi::Traffic& t = group.traffic();
+        const double steps = static_cast<double>(std::max(1L, t.steps));
+        std::cout << "sent per step by rank 0: " << t.dense_bytes / steps / 1e6 << " MB of dense gradients, "
+                  << t.sparse_rows / steps << " touched embedding rows (" << t.sparse_bytes / steps / 1e6 << " MB)\n";
+        return code;
+    } catch (const std::exception& e) {
+        piano::mpi::abort_group(MPI_COMM_WORLD, e.what(), exit_code_of(e));
+    }
+}
+#endif
+
+}  // namespace
+
+int run_train(const Args& args) {
+#ifdef PIANO_CLI_MPI
+    if (piano::mpi::Session::launched()) return train_distributed(args);
+#endif
+    return train_model(args, nullptr);
 }
 
 }  // namespace piano_cli
