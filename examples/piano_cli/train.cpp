@@ -86,8 +86,9 @@ int train_model(const Args& args, piano::Collective* group) {
 constexpr long kCheckEvery = 100;
 
 /// `mpirun -np N piano train ...`: N ranks train one model (docs/distributed.md). An
-/// error on any rank ends the whole job through MPI_Abort with the error's exit code, since
-/// the other ranks would wait for that rank forever.
+/// error every rank found together (piano::GroupWideError) ends each rank normally, rank 0
+/// printing it; an error on one rank alone ends the whole job through MPI_Abort with the
+/// error's exit code, since the other ranks would wait for that rank forever.
 int train_distributed(const Args& args) {
     piano::mpi::Session session(nullptr, nullptr);
     piano::mpi::MpiCollective group(MPI_COMM_WORLD, kCheckEvery);
@@ -102,7 +103,9 @@ int train_distributed(const Args& args) {
                   << t.sparse_rows / steps << " touched embedding rows (" << t.sparse_bytes / steps / 1e6 << " MB)\n";
         return code;
     } catch (const std::exception& e) {
-        piano::mpi::abort_group(MPI_COMM_WORLD, e.what(), exit_code_of(e));
+        if (!dynamic_cast<const piano::GroupWideError*>(&e)) piano::mpi::abort_group(MPI_COMM_WORLD, e.what(), exit_code_of(e));
+        if (group.rank() == 0) throw;  // main() prints it, once, and exits with its code
+        return exit_code_of(e);
     }
 }
 #endif

@@ -176,7 +176,7 @@ void mismatches_are_refused(const data::JdsearchDataset& d, piano::mpi::MpiColle
         try {
             piano::train(*model, train, d.valid, o, log);
             check(false, "a mismatched run (" + expected + ") trained");
-        } catch (const piano::ConfigError& e) {
+        } catch (const piano::MismatchedRunError& e) {
             const std::string message = e.what();
             check(message.find(expected + " differs from rank 0's on rank 1") != std::string::npos,
                   "the mismatch message does not name " + expected + ": " + message);

@@ -21,10 +21,26 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/data/request.hpp"
 
 namespace piano {
+
+/// Marks an error that every rank of a group throws at once, because the group found it
+/// together (a mismatched run, parameters that diverged): no rank is left waiting, so a
+/// program may end every rank normally, rank 0 alone printing the message, where an error
+/// one rank finds alone must abort the whole job.
+class GroupWideError {
+public:
+    virtual ~GroupWideError() = default;
+};
+
+/// The ranks were not given the same run (Collective::check_same_run).
+class MismatchedRunError : public ConfigError, public GroupWideError {
+public:
+    using ConfigError::ConfigError;
+};
 
 /// One thing every rank must agree on before training, as a name for messages
 /// ("training data") and a 64-bit digest of its contents.
@@ -118,7 +134,7 @@ public:
     virtual int rank() const = 0;
     virtual int ranks() const = 0;
 
-    /// Before the first step: throws ConfigError on every rank, naming what differs and on
+    /// Before the first step: throws MismatchedRunError on every rank, naming what differs and on
     /// which ranks, unless every rank gives the same digests (model config, options, data,
     /// version: the same run).
     virtual void check_same_run(const std::vector<RunDigest>& digests) = 0;
@@ -128,7 +144,8 @@ public:
     /// afterwards on every rank when it had one on any; a row-sparse gradient (an embedding
     /// table's, Node::grad_is_row_sparse) stays row-sparse, exchanged as its touched rows.
     /// Every few steps (the implementation says how many) it first checks that every rank
-    /// holds the same parameters, throwing TrainingError on every rank if not. `step` is
+    /// holds the same parameters, throwing a TrainingError that is a GroupWideError on every
+    /// rank if not. `step` is
     /// the 0-based optimizer step.
     virtual void sum_step(const std::vector<std::pair<std::string, Tensor<float>>>& parameters, StepLoss& loss,
                           long step) = 0;

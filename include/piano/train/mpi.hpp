@@ -23,7 +23,7 @@
 // mpirun, kills the others and names the rank). An error one rank finds alone (a file it
 // cannot read) must end the group: abort_group() prints it and calls MPI_Abort, since the
 // other ranks would wait for that rank forever. Errors the group finds together
-// (check_same_run, diverged parameters) are thrown on every rank.
+// (check_same_run, diverged parameters) are thrown on every rank as GroupWideError.
 #pragma once
 
 #include <mpi.h>
@@ -80,13 +80,23 @@ private:
     bool owner_ = false;
 };
 
+/// The ranks' parameters differ (MpiCollective's periodic check).
+class DivergedError : public TrainingError, public GroupWideError {
+public:
+    using TrainingError::TrainingError;
+};
+
 /// Ends every rank of `comm` with exit code `code`, after `message` on stderr (prefixed by
 /// the rank): for an error found by one rank alone, which the others would wait for.
 [[noreturn]] inline void abort_group(MPI_Comm comm, const std::string& message, int code) {
     int rank = 0, ranks = 1;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &ranks);
-    std::cerr << "piano: error: rank " << rank << " of " << ranks << ": " << message << std::endl;
+    // One write, so that the launcher does not interleave it with another rank's output.
+    const std::string line =
+        "piano: error: rank " + std::to_string(rank) + " of " + std::to_string(ranks) + ": " + message + "\n";
+    std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+    std::cerr.flush();
     MPI_Abort(comm, code);
     std::abort();  // MPI_Abort does not return; this tells the compiler so
 }
@@ -121,7 +131,7 @@ public:
         MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
         for (int r = 0; r < ranks_; ++r)
             if (counts[static_cast<std::size_t>(r)] != count)
-                throw ConfigError("the ranks run different piano builds: rank " + std::to_string(r) +
+                throw MismatchedRunError("the ranks run different piano builds: rank " + std::to_string(r) +
                                   " describes its run in " + std::to_string(counts[static_cast<std::size_t>(r)]) +
                                   " parts, rank " + std::to_string(rank_) + " in " + std::to_string(count));
         const std::size_t n = digests.size();
@@ -139,7 +149,7 @@ public:
                             differing;
         }
         if (!problems.empty())
-            throw ConfigError("the " + std::to_string(ranks_) + " ranks were not given the same run: " + problems +
+            throw MismatchedRunError("the " + std::to_string(ranks_) + " ranks were not given the same run: " + problems +
                               " (every rank must run the same piano version with the same model, options and "
                               "data files)");
     }
@@ -185,7 +195,7 @@ private:
         for (int r = 1; r < ranks_; ++r)
             if (all[static_cast<std::size_t>(r)] != all[0]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
         if (!differing.empty())
-            throw TrainingError("step " + std::to_string(step + 1) + ": the parameters of rank " + differing +
+            throw DivergedError("step " + std::to_string(step + 1) + ": the parameters of rank " + differing +
                                 " differ from rank 0's" + (step == 0 ? " before the first step" : "") +
                                 ": the ranks no longer train one model (a rank computed another gradient or "
                                 "update; run the same build on every rank)");
