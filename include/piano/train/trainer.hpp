@@ -5,6 +5,7 @@
 //   loss = multi_task_loss(out, batch, config, log_variances)     total [1,1] + 4 terms
 //   (a non-finite total or term throws TrainingError naming epoch, step and term)
 //   loss.total.backward()
+//   (in a group of ranks: gradients and loss summed over the ranks  train/collective.hpp)
 //   clip the global gradient norm to clip_norm                     (optim/clip.hpp)
 //   lr = schedule(step)                                           (optim/schedule.hpp)
 //   optimizer.step(); optimizer.zero_grad()
