@@ -36,7 +36,7 @@ median_compile() {
   printf '%s\n' "${times[@]}" | sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'
 }
 
-echo "$cxx $("$cxx" -dumpfullversion), flags: ${common[*]}; median of $runs runs; $(nproc) cores, $(uname -m)"
+echo "$("$cxx" --version | head -n 1); flags: ${common[*]}; median of $runs runs; $(nproc) cores, $(uname -m)"
 library=$(median_compile src/compiled.cpp compiled)
 printf '#include <piano/piano.hpp>\nint main() {}\n' >"$work/empty.cpp"
 empty=$(median_compile "$work/empty.cpp" empty)
