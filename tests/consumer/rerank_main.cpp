@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <random>
+#include <vector>
 
 int main() {
     std::mt19937 rng(3);
@@ -34,7 +36,8 @@ int main() {
 
     std::vector<std::size_t> order = model->rerank(valid.front()).order;
     std::sort(order.begin(), order.end());
-    const bool permutation = order.size() == 8 && order.back() == 7 && std::adjacent_find(order.begin(), order.end()) == order.end();
+    const bool permutation =
+        order.size() == 8 && order.back() == 7 && std::adjacent_find(order.begin(), order.end()) == order.end();
     std::cout << "trained " << result.epochs.size() << " epochs; rerank " << (permutation ? "ok" : "FAILED") << "\n";
     return permutation && result.epochs.size() == 2 ? 0 : 1;
 }
