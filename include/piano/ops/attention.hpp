@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/ops/dropout.hpp"
@@ -273,5 +274,11 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
             if (nv.requires_grad) nv.accumulate_grad(std::move(dv));
         });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> segment_attention<float>(const Tensor<float>&, const Tensor<float>&,
+                                                         const Tensor<float>&, const std::vector<Index>&,
+                                                         const std::vector<Index>&, Index, float, const Mask*,
+                                                         AttentionDropout, std::vector<Matrix<float>>*));
 
 }  // namespace piano

@@ -39,6 +39,7 @@
 #include <omp.h>
 #endif
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/data/request.hpp"
@@ -410,5 +411,12 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
     }
     return result;
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(std::vector<metrics::RequestPrediction> predict<float>(Reranker<float>&,
+                                                                         const std::vector<data::Request>&,
+                                                                         std::size_t));
+PIANO_INSTANTIATE(TrainResult train<float>(Reranker<float>&, const std::vector<data::Request>&,
+                                           const std::vector<data::Request>&, const TrainOptions&, std::ostream&));
 
 }  // namespace piano
