@@ -24,7 +24,8 @@
 // Options: --threads N (OpenMP threads, default 1), --seconds S (time per measurement,
 // default 2), --clock wall|cpu (cpu: the process's CPU time instead of the wall clock; on a
 // loaded machine it leaves out the time spent waiting for a core, which only makes sense
-// with one thread), --only train|infer|batch|gemm (one measurement, for profilers),
+// with one thread), --only train|infer|batch|gemm (one measurement, for profilers; a
+// comma-separated list runs several),
 // --iters N (with --only: run exactly N iterations after one warm-up, no timing budget),
 // --list L, --history H, --batch B, --serve-batch B, --train-batches N (the shapes, for the
 // cost curves of bench/cost_curves.py; defaults 50, 50, 32, 256, 8).
@@ -336,25 +337,29 @@ int main(int argc, char** argv) {
     std::printf("threads=%d\nlist=%zu\nhistory=%zu\n", threads, kList, kHistory);
     std::printf("train_mflop_per_list=%.2f\ninfer_mflop_per_list=%.2f\n", train_flop / 1e6, infer_flop / 1e6);
     double train_rate = 0, batch_rate = 0;
-    if (only.empty() || only == "train") {
+    // --only: one measurement or a comma-separated list of them.
+    auto wanted = [&](const std::string& name) {
+        return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos;
+    };
+    if (wanted("train")) {
         const double s = median_seconds_per_call(train_step, 5, seconds);
         train_rate = static_cast<double>(kBatch) / s;
         std::printf("train_lists_per_s=%.1f\n", train_rate);
         std::printf("train_allocs_per_step=%.0f\n", allocations_per_call(train_step));
     }
-    if (only.empty() || only == "infer") {
+    if (wanted("infer")) {
         const double s = median_seconds_per_call(infer_one, 50, seconds);
         std::printf("infer_us_per_list=%.1f\n", s * 1e6);
         std::printf("infer_allocs_per_request=%.0f\n", allocations_per_call(infer_one));
     }
-    if (only.empty() || only == "batch") {
+    if (wanted("batch")) {
         const double s = median_seconds_per_call(infer_batch, 2, seconds);
         batch_rate = static_cast<double>(kServeBatch) / s;
         std::printf("infer_batch_lists_per_s=%.1f\n", batch_rate);
         std::printf("batch_allocs_per_call=%.0f\n", allocations_per_call(infer_batch));
     }
     std::printf("peak_rss_mb=%.1f\n", peak_rss_mb());
-    if (only.empty() || only == "gemm") {
+    if (wanted("gemm")) {
         const double gemm = gemm_gflops(threads, seconds);
         const double block = block_gemm_gflops(config, static_cast<Eigen::Index>(kBatch * (kList + 1)), seconds);
         std::printf("gemm_gflops=%.1f\nblock_gemm_gflops=%.1f\n", gemm, block);

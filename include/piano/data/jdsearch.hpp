@@ -54,7 +54,7 @@ namespace piano::data {
 struct LoadOptions {
     double conv_threshold = 3.0;       // conv = label >= this; >= 1 so that conv implies click
     double max_label = 3.0;            // a larger label is malformed (JDsearch's are 0..3); >= conv_threshold
-    std::size_t max_candidates = 200;  // a longer list is malformed (DataError), never cut
+    std::size_t max_candidates = 1000; // a longer list is malformed (DataError), never cut
     std::size_t max_history = 0;       // 0 keeps every event; else only the most recent ones
     bool skip_malformed = false;       // skip and count malformed lines instead of throwing
     // Used only when one requests file is split: each line goes to train, valid or test by
