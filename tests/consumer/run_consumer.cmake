@@ -1,6 +1,7 @@
-# Builds and runs tests/consumer against piano. MODE=install: configure piano alone,
-# install it into WORK_DIR/prefix, then find_package it from there. MODE=subdirectory:
-# add piano's source tree with add_subdirectory.
+# Builds and runs tests/consumer against piano. MODE=install: configure and build piano
+# alone with its compiled library, install it into WORK_DIR/prefix, then find_package it
+# from there. MODE=subdirectory: add piano's source tree with add_subdirectory. piano's
+# own warnings apply to its compiled library in both, as errors.
 cmake_minimum_required(VERSION 3.16)
 file(REMOVE_RECURSE ${WORK_DIR})
 
@@ -15,16 +16,19 @@ endfunction()
 set(consumer_src ${CMAKE_CURRENT_LIST_DIR})
 if(MODE STREQUAL "install")
   run_step(${CMAKE_COMMAND} -S ${PIANO_SOURCE_DIR} -B ${WORK_DIR}/piano-build
-    -DPIANO_BUILD_TESTS=OFF -DPIANO_BUILD_EXAMPLES=OFF -DPIANO_BUILD_BENCH=OFF)
+    -DPIANO_BUILD_TESTS=OFF -DPIANO_BUILD_EXAMPLES=OFF -DPIANO_BUILD_BENCH=OFF
+    -DPIANO_BUILD_COMPILED=ON -DPIANO_WARNINGS_AS_ERRORS=ON)
+  run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/piano-build)
   run_step(${CMAKE_COMMAND} --install ${WORK_DIR}/piano-build --prefix ${WORK_DIR}/prefix)
   run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
     -DPIANO_CONSUME=package -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 else()
   run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
-    -DPIANO_CONSUME=subdirectory -DPIANO_SOURCE_DIR=${PIANO_SOURCE_DIR})
+    -DPIANO_CONSUME=subdirectory -DPIANO_SOURCE_DIR=${PIANO_SOURCE_DIR} -DPIANO_WARNINGS_AS_ERRORS=ON)
 endif()
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
 run_step(${WORK_DIR}/consumer-build/consumer)
+run_step(${WORK_DIR}/consumer-build/consumer_compiled)
 
 if(MODE STREQUAL "install")
   # The same program built with the flags of the installed pkg-config file, and the

@@ -56,15 +56,15 @@ piano::DataError parse_error(const std::string& line, const LoadOptions& options
 
 }  // namespace jdsearch_limits
 
-TEST_CASE("a request of 200 candidates and 5000 history events loads whole, and 201 is malformed", "[data][limits]") {
-    // Expected: works. 200 is max_candidates' default (JDsearch's longest list); histories
-    // are not limited by default (max_history = 0).
+TEST_CASE("a request of 1000 candidates and 5000 history events loads whole, and 1001 is malformed", "[data][limits]") {
+    // Expected: works. 1000 is max_candidates' default (JDsearch's longest list is 200;
+    // piano is measured up to 1000); histories are not limited by default (max_history = 0).
     TempDir dir("limits");
-    jdsearch_limits::write_file(dir / "requests.txt", jdsearch_limits::line_of(200, 5000) + "\n");
+    jdsearch_limits::write_file(dir / "requests.txt", jdsearch_limits::line_of(1000, 5000) + "\n");
     const LoadedRequests loaded = load_requests_file((dir / "requests.txt").string(), ProductTable{}, Vocabularies{});
     REQUIRE(loaded.requests.size() == 1);
     const Request& r = loaded.requests[0];
-    CHECK(r.candidates.size() == 200);
+    CHECK(r.candidates.size() == 1000);
     REQUIRE(r.history.size() == 5000);
     CHECK(r.candidates[0].conv == 1);
     CHECK(r.history.back().gap == 5);                  // t_H
@@ -73,10 +73,10 @@ TEST_CASE("a request of 200 candidates and 5000 history events loads whole, and 
     CHECK(r.history[5].type == Behavior::cart);
 
     // Expected: a DataError naming the field and the limit; the list is never cut.
-    const piano::DataError e = jdsearch_limits::parse_error(jdsearch_limits::line_of(201, 3));
+    const piano::DataError e = jdsearch_limits::parse_error(jdsearch_limits::line_of(1001, 3));
     CHECK(e.field() == "candidate_wid_list");
     CHECK(e.line() == 4);
-    CHECK_THAT(e.what(), Catch::Contains("201 candidates, more than max_candidates = 200"));
+    CHECK_THAT(e.what(), Catch::Contains("1001 candidates, more than max_candidates = 1000"));
 }
 
 TEST_CASE("one candidate, an empty query and no history load as such", "[data][limits]") {

@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
 
     data::LoadOptions options;
     options.max_history = bytes[0] & 3;                       // 0 (keep all) .. 3 events
-    options.max_candidates = (bytes[0] & 4) ? 8 : 200;        // a tight and the default limit
+    options.max_candidates = (bytes[0] & 4) ? 8 : 1000;       // a tight and the default limit
     const std::string_view line(reinterpret_cast<const char*>(bytes + 1), size - 1);
     try {
         const data::RawRequest raw = data::parse_request_line(line, {"fuzz", 1}, options);

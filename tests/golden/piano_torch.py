@@ -311,11 +311,14 @@ class PianoModel(nn.Module):
     list_ctr_logit, list_cvr_logit [B, 1]; with QDIR qdir_weights, one [heads, 1 + H]
     matrix per request (column 0 is the null slot).
     sparse=True gives the id tables sparse gradients (see FeatureEncoder); torch.optim.Adam
-    rejects those, so a trainer then steps them with torch.optim.SparseAdam."""
+    rejects those, so a trainer then steps them with torch.optim.SparseAdam.
+    keep_attention=False leaves qdir_weights out, as the C++ forward does unless asked
+    (splitting them per request is a Python loop over the batch)."""
 
-    def __init__(self, config, sparse=False):
+    def __init__(self, config, sparse=False, keep_attention=True):
         super().__init__()
         self.config = config
+        self.keep_attention = keep_attention
         d, p = config["d_model"], config["dropout"]
         self.features = FeatureEncoder(config, sparse)
         if config["use_qdir"]:
@@ -345,7 +348,9 @@ class PianoModel(nn.Module):
         cands, hist = Ragged(batch["cand_offsets"]), Ragged(batch["hist_offsets"])
         q, c, v, k = self.features(batch, with_keys=self.config["use_qdir"])
         if self.config["use_qdir"]:
-            r, out["qdir_weights"] = self._refine_interest(q, k, v, hist)
+            r, weights = self._refine_interest(q, k, v, hist)
+            if weights is not None:
+                out["qdir_weights"] = weights
         else:
             r = hist.mean(v)
 
@@ -374,13 +379,14 @@ class PianoModel(nn.Module):
         return out
 
     def _refine_interest(self, q, k, v, hist):
-        """QDIR: r = LayerNorm(q + MHA(q, [k_0 ; k], [v_0 ; [v ; k]])), one query per request."""
+        """QDIR: r = LayerNorm(q + MHA(q, [k_0 ; k], [v_0 ; [v ; k]])), one query per request;
+        also the per-request weights, or None without keep_attention."""
         B = len(q)
         keys = torch.cat([self.null_key.expand(B, 1, -1), hist.pad(k)], dim=1)
         values = torch.cat([self.null_value.expand(B, 1, -1), hist.pad(torch.cat([v, k], dim=1))], dim=1)
         padding = torch.cat([torch.zeros(B, 1, dtype=torch.bool), hist.padding()], dim=1)
         attended, p = self.qdir(q[:, None], keys, values, padding)
-        weights = [p[b, :, 0, :1 + int(n)].detach() for b, n in enumerate(hist.lengths)]
+        weights = [p[b, :, 0, :1 + int(n)].detach() for b, n in enumerate(hist.lengths)] if self.keep_attention else None
         return self.qdir_norm(q + attended[:, 0]), weights
 
 

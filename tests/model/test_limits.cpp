@@ -100,10 +100,17 @@ void check_works(const std::string& name, const data::Request& r) {
 }  // namespace limits_test
 
 TEST_CASE("200 candidates and 5000 history events: every model trains and reranks", "[model][limits]") {
-    // The loader's largest list (max_candidates = 200) and a long-time user's history.
+    // JDsearch's longest list and a long-time user's history.
     // Expected: works; positions past max_positions share the last position's row.
     const data::Request r = limits_test::request(200, 5000);
     for (const std::string& name : piano::model_names()) limits_test::check_works(name, r);
+}
+
+TEST_CASE("1000 candidates and 2000 history events: PIANO trains and reranks", "[model][limits]") {
+    // The loader's largest list (max_candidates = 1000) and the longest history of the
+    // cost curves (bench/cost_curves.py), with the default config limits (max_positions).
+    // Expected: works.
+    limits_test::check_works("piano", limits_test::request(1000, 2000));
 }
 
 TEST_CASE("a list of one candidate: every model trains and reranks it", "[model][limits]") {

@@ -7,6 +7,10 @@
 #include <piano/model/factory.hpp>
 #include <piano/train/trainer.hpp>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <support/test_helpers.hpp>
 
 #include <algorithm>
@@ -340,6 +344,9 @@ TEST_CASE("options are checked before any training", "[train]") {
     o = quiet_options();
     o.warmup_steps = 5;  // 8 requests, batch 16: one step per epoch, 5 in all
     fails_with(o, "warmup_steps");
+    o = quiet_options();
+    o.threads = -1;
+    fails_with(o, "threads");
     CHECK_THROWS_AS(piano::train(*model, {}, train, quiet_options(), log), piano::ConfigError);
     // A metric the model cannot have: the DNN predicts no CVR.
     auto dnn = piano::make_model<float>("dnn", planted_config());
@@ -347,6 +354,27 @@ TEST_CASE("options are checked before any training", "[train]") {
     o.epochs = 1;
     o.early_stopping_metric = "auc_cvr";
     CHECK_THROWS_WITH(piano::train(*dnn, train, train, o, log), Catch::Contains("'auc_cvr' is undefined"));
+}
+
+TEST_CASE("train leaves OpenMP's thread count as the caller set it, unless asked", "[train][threads]") {
+#ifdef _OPENMP
+    const auto train = planted(8, 43);
+    auto model = piano::make_model<float>("piano", planted_config());
+    std::ostringstream log;
+    TrainOptions options = quiet_options();
+    options.epochs = 1;
+    REQUIRE(options.threads == 0);  // the default: do not touch
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(3);
+    piano::train(*model, train, {}, options, log);
+    CHECK(omp_get_max_threads() == 3);
+    options.threads = 2;  // an explicit count is applied
+    piano::train(*model, train, {}, options, log);
+    CHECK(omp_get_max_threads() == 2);
+    omp_set_num_threads(before);
+#else
+    WARN("built without OpenMP: train's threads option has nothing to leave alone");
+#endif
 }
 
 TEST_CASE("PIANO learns a query-history effect that PIANO without QDIR cannot", "[train][planted]") {

@@ -56,7 +56,7 @@ struct LoadOptions {
     // max_label (>= conv_threshold) is malformed. JDsearch's scale by default (recipe.hpp).
     double conv_threshold = data_label_defaults(DataFormat::jdsearch).conv_threshold;
     double max_label = data_label_defaults(DataFormat::jdsearch).max_label;
-    std::size_t max_candidates = 200;  // a longer list is malformed (DataError), never cut
+    std::size_t max_candidates = 1000; // a longer list is malformed (DataError), never cut
     std::size_t max_history = 0;       // 0 keeps every event; else only the most recent ones
     bool skip_malformed = false;       // skip and count malformed lines instead of throwing
     // New traffic has no labels yet: with this, an empty candidate_label_list gives every

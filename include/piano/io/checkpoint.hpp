@@ -64,6 +64,7 @@
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/nn/module.hpp"
@@ -867,5 +868,14 @@ void restore(Module<T>& model, const Checkpoint<T>& checkpoint, Optimizer<T>* op
     for (std::size_t i = 0; i < model_parameters.size(); ++i) model_parameters[i].second.mutable_value() = *sources[i];
     if (rng) *rng = restored_rng;
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(void save_checkpoint<float>(const std::filesystem::path&, const Checkpoint<float>&,
+                                              CheckpointFormat));
+PIANO_INSTANTIATE(Checkpoint<float> load_checkpoint<float>(const std::filesystem::path&));
+PIANO_INSTANTIATE(Checkpoint<float> load_checkpoint<float>(std::istream&, const std::string&));
+PIANO_INSTANTIATE(Checkpoint<float> capture<float>(const Module<float>&, std::map<std::string, std::string>,
+                                                   const Optimizer<float>*, const std::mt19937_64*));
+PIANO_INSTANTIATE(void restore<float>(Module<float>&, const Checkpoint<float>&, Optimizer<float>*, std::mt19937_64*));
 
 }  // namespace piano

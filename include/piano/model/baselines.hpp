@@ -18,6 +18,7 @@
 #include <random>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/model/encoders.hpp"
 #include "piano/model/reranker.hpp"
 #include "piano/nn/attention.hpp"
@@ -144,5 +145,10 @@ private:
     std::shared_ptr<TransformerEncoder<T>> encoder_;
     std::shared_ptr<MLP<T>> score_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class DnnModel<float>);
+PIANO_INSTANTIATE(class DinModel<float>);
+PIANO_INSTANTIATE(class PrmModel<float>);
 
 }  // namespace piano

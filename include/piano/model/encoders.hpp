@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/model/config.hpp"
 #include "piano/nn/embedding.hpp"
@@ -153,5 +154,8 @@ private:
     std::shared_ptr<Linear<T>> query_proj_, dense_;
     Tensor<T> no_query_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class FeatureEncoder<float>);
 
 }  // namespace piano

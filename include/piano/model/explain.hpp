@@ -17,6 +17,7 @@
 #include <set>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/model/reranker.hpp"
 
@@ -74,5 +75,9 @@ QdirFocus qdir_focus(Reranker<T>& model, const std::vector<data::Request>& reque
     }
     return focus;
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(QdirFocus qdir_focus<float>(Reranker<float>&, const std::vector<data::Request>&,
+                                              const std::set<data::Row>&, std::size_t));
 
 }  // namespace piano

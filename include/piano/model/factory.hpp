@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/model/baselines.hpp"
 #include "piano/model/piano_model.hpp"
 
@@ -35,5 +36,8 @@ std::unique_ptr<Reranker<T>> make_model(const std::string& name, PianoConfig con
     for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
     throw ConfigError("unknown model '" + name + "' (known: " + known + ")");
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(std::unique_ptr<Reranker<float>> make_model<float>(const std::string&, PianoConfig));
 
 }  // namespace piano

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/model/reranker.hpp"
 #include "piano/ops/elementwise.hpp"
@@ -228,5 +229,16 @@ LossBreakdown<T> multi_task_loss(const ModelOutputs<T>& out, const data::Batch& 
     }
     return result;
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> product_bce_with_logits<float>(const std::vector<Tensor<float>>&,
+                                                               const Matrix<float>&));
+PIANO_INSTANTIATE(Tensor<float> product_bce_with_logits<float>(const Tensor<float>&, const Tensor<float>&,
+                                                               const Matrix<float>&));
+PIANO_INSTANTIATE(Tensor<float> listwise_softmax_loss<float>(const Tensor<float>&, const std::vector<int>&,
+                                                             const std::vector<Index>&));
+PIANO_INSTANTIATE(LossBreakdown<float> multi_task_loss<float>(const ModelOutputs<float>&, const data::Batch&,
+                                                              const PianoConfig&, const Tensor<float>&,
+                                                              const LossShare&));
 
 }  // namespace piano

@@ -33,6 +33,7 @@
 #include <random>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/model/encoders.hpp"
 #include "piano/model/reranker.hpp"
 #include "piano/nn/attention.hpp"
@@ -224,5 +225,8 @@ private:
     std::shared_ptr<Linear<T>> ian_proj_;
     std::shared_ptr<TransformerEncoder<T>> encoder_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class PianoModel<float>);
 
 }  // namespace piano

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/metrics/ranking.hpp"
@@ -258,5 +259,8 @@ private:
     Tensor<T> loss_log_vars_;
     std::shared_ptr<Embedding<T>> examination_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Reranker<float>);
 
 }  // namespace piano

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/dropout.hpp"
 #include "piano/nn/linear.hpp"
 #include "piano/nn/module.hpp"
@@ -188,5 +189,9 @@ private:
     std::shared_ptr<Linear<T>> w_q_, w_k_, w_v_, w_o_;
     std::shared_ptr<Dropout<T>> dropout_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(struct AttentionWeights<float>);
+PIANO_INSTANTIATE(class MultiHeadAttention<float>);
 
 }  // namespace piano

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/dropout.hpp"
 
@@ -52,5 +53,8 @@ private:
     T p_;
     std::mt19937_64 rng_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Dropout<float>);
 
 }  // namespace piano

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/init.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/indexing.hpp"
@@ -85,5 +86,8 @@ private:
     Index rows_, dim_;
     EmbeddingOptions options_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Embedding<float>);
 
 }  // namespace piano

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/layer_norm.hpp"
 
@@ -41,5 +42,8 @@ private:
     Index dim_;
     T eps_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class LayerNorm<float>);
 
 }  // namespace piano

@@ -4,6 +4,7 @@
 #include <random>
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/init.hpp"
 #include "piano/nn/module.hpp"
 #include "piano/ops/elementwise.hpp"
@@ -52,5 +53,8 @@ public:
 private:
     Index in_, out_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Linear<float>);
 
 }  // namespace piano

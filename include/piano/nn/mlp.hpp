@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/dropout.hpp"
 #include "piano/nn/linear.hpp"
 #include "piano/nn/module.hpp"
@@ -81,5 +82,10 @@ private:
     std::shared_ptr<ModuleList<T, Linear<T>>> layers_;
     std::shared_ptr<Dropout<T>> dropout_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> activate<float>(const Tensor<float>&, Activation));
+PIANO_INSTANTIATE(class ModuleList<float, Linear<float>>);
+PIANO_INSTANTIATE(class MLP<float>);
 
 }  // namespace piano

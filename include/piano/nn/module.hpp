@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -132,5 +133,8 @@ public:
 private:
     std::vector<std::shared_ptr<M>> items_;
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Module<float>);
 
 }  // namespace piano

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/nn/attention.hpp"
 #include "piano/nn/dropout.hpp"
 #include "piano/nn/layer_norm.hpp"
@@ -107,5 +108,10 @@ private:
     std::shared_ptr<ModuleList<T, TransformerEncoderLayer<T>>> layers_;
     std::shared_ptr<LayerNorm<T>> norm_;  // null without a final norm
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class TransformerEncoderLayer<float>);
+PIANO_INSTANTIATE(class ModuleList<float, TransformerEncoderLayer<float>>);
+PIANO_INSTANTIATE(class TransformerEncoder<float>);
 
 }  // namespace piano

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/ops/dropout.hpp"
@@ -46,6 +47,17 @@ struct AttentionDropout {
 
 namespace detail {
 
+/// Per-thread scratch storage that outlives a call: the per-segment, per-head temporaries
+/// of segment_attention (one [nq, nk] block, row sums) would otherwise be allocated anew
+/// for every segment and head of every call. Slot tells apart buffers that are live at the
+/// same time. Grows to the largest request seen and keeps it; contents are undefined.
+template <typename T, int Slot>
+T* thread_scratch(Index count) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < static_cast<std::size_t>(count)) buffer.resize(static_cast<std::size_t>(count));
+    return buffer.data();
+}
+
 /// The dropout factors of `count` consecutive entries starting at entry `first` of the
 /// stacked probabilities: detail::dropout_factors, the Dropout module's counter-based mask.
 template <typename T>
@@ -60,10 +72,12 @@ void attention_dropout_factors(const AttentionDropout& d, std::uint64_t first, I
 /// span less than 60, every row is shifted by the block's largest score (softmax does not
 /// change; e^-60 is still a normal number, so no row underflows or loses precision) and
 /// the block is exponentiated in one vectorised pass; otherwise each row is shifted by its
-/// own largest kept score. Row sums come from one matrix-vector product.
+/// own largest kept score. Row sums come from one matrix-vector product (with a vector of
+/// ones, both in thread_scratch).
 template <typename T>
 void softmax_rows_inplace(T* p, Index nq, Index nk, const std::vector<Index>& masked) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     Eigen::Map<Array> flat(p, nq * nk);
     Eigen::Map<Matrix<T>> block(p, nq, nk);
     if (masked.empty() && flat.maxCoeff() - flat.minCoeff() < T(60)) {
@@ -79,7 +93,9 @@ void softmax_rows_inplace(T* p, Index nq, Index nk, const std::vector<Index>& ma
         flat = flat.exp();
         for (Index j : masked) block.col(j).setZero();
     }
-    const Eigen::Matrix<T, Eigen::Dynamic, 1> sums = block * Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(nk);  // >= 1
+    Eigen::Map<Vector> ones(thread_scratch<T, 1>(nk), nk), sums(thread_scratch<T, 2>(nq), nq);
+    ones.setOnes();
+    sums.noalias() = block * ones;  // [nq], each >= 1
     for (Index i = 0; i < nq; ++i) {
         T* r = p + i * nk;
         const T inv = T(1) / sums(i);
@@ -88,14 +104,18 @@ void softmax_rows_inplace(T* p, Index nq, Index nk, const std::vector<Index>& ma
 }
 
 /// In place, the softmax backward of a row-major [nq, nk] block: dp := scale · P ⊙ (dp -
-/// rowsum(dp ⊙ P)), the row sums from one matrix-vector product (see above).
+/// rowsum(dp ⊙ P)), the row sums from one matrix-vector product (see above). Uses
+/// thread_scratch slots 1 to 3.
 template <typename T>
-void softmax_backward_inplace(T* dp, const T* prob, Index nq, Index nk, T scale, Matrix<T>& scratch) {
-    scratch.resize(nq, nk);
+void softmax_backward_inplace(T* dp, const T* prob, Index nq, Index nk, T scale) {
+    using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     Eigen::Map<const Matrix<T>> P(prob, nq, nk);
     Eigen::Map<const Matrix<T>> D(dp, nq, nk);
-    scratch = D.cwiseProduct(P);
-    const Eigen::Matrix<T, Eigen::Dynamic, 1> dots = scratch * Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(nk);
+    Eigen::Map<Matrix<T>> product(thread_scratch<T, 3>(nq * nk), nq, nk);
+    product = D.cwiseProduct(P);
+    Eigen::Map<Vector> ones(thread_scratch<T, 1>(nk), nk), dots(thread_scratch<T, 2>(nq), nq);
+    ones.setOnes();
+    dots.noalias() = product * ones;  // [nq]
     for (Index i = 0; i < nq; ++i) {
         T* d = dp + i * nk;
         const T* pr = prob + i * nk;
@@ -189,9 +209,10 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
             out.middleRows(g.q0, g.nq).setZero();
             return;
         }
-        Matrix<T> mixed;  // P ⊙ M for one head, with dropout
-        if (drop) mixed.resize(g.nq, g.nk);
-        std::vector<Index> masked;  // this segment's masked keys, as columns
+        // P ⊙ M for one head, with dropout [nq, nk] (slot 0; softmax_rows_inplace uses 1, 2).
+        Eigen::Map<Matrix<T>> mixed(drop ? detail::thread_scratch<T, 0>(g.nq * g.nk) : nullptr, g.nq, g.nk);
+        thread_local std::vector<Index> masked;  // this segment's masked keys, as columns
+        masked.clear();
         if (key_mask) {
             for (Index j = 0; j < g.nk; ++j) {
                 if (!(*key_mask)(g.k0 + j, 0)) masked.push_back(j);
@@ -242,11 +263,10 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
             detail::parallel_for(static_cast<Index>(segs.size()), 2 * work, [&](Index si) {
                 const auto& g = segs[static_cast<std::size_t>(si)];
                 if (g.silent) return;
-                Matrix<T> dp(g.nq, g.nk), mask, mixed, scratch;
-                if (drop) {
-                    mask.resize(g.nq, g.nk);
-                    mixed.resize(g.nq, g.nk);
-                }
+                // [nq, nk] each, in thread_scratch slots apart from softmax_backward_inplace's 1-3.
+                Eigen::Map<Matrix<T>> dp(detail::thread_scratch<T, 4>(g.nq * g.nk), g.nq, g.nk);
+                Eigen::Map<Matrix<T>> mask(drop ? detail::thread_scratch<T, 5>(g.nq * g.nk) : nullptr, g.nq, g.nk);
+                Eigen::Map<Matrix<T>> mixed(drop ? detail::thread_scratch<T, 6>(g.nq * g.nk) : nullptr, g.nq, g.nk);
                 for (Index h = 0; h < heads; ++h) {
                     const Index c0 = h * dh;
                     const Eigen::Map<const Matrix<T>> ph(P.data() + g.base + h * g.nq * g.nk, g.nq, g.nk);
@@ -263,7 +283,7 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
                         dv.block(g.k0, c0, g.nk, dh).noalias() += ph.transpose() * gh;  // [nk,dh]
                     }
                     // Softmax backward, row by row: dS = P ⊙ (dP - Σ_j dP_j P_j), times scale.
-                    detail::softmax_backward_inplace(dp.data(), ph.data(), g.nq, g.nk, scale, scratch);
+                    detail::softmax_backward_inplace(dp.data(), ph.data(), g.nq, g.nk, scale);
                     dq.block(g.q0, c0, g.nq, dh).noalias() += dp * K.block(g.k0, c0, g.nk, dh);              // [nq,dh]
                     dk.block(g.k0, c0, g.nk, dh).noalias() += dp.transpose() * Q.block(g.q0, c0, g.nq, dh);  // [nk,dh]
                 }
@@ -273,5 +293,11 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
             if (nv.requires_grad) nv.accumulate_grad(std::move(dv));
         });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> segment_attention<float>(const Tensor<float>&, const Tensor<float>&,
+                                                         const Tensor<float>&, const std::vector<Index>&,
+                                                         const std::vector<Index>&, Index, float, const Mask*,
+                                                         AttentionDropout, std::vector<Matrix<float>>*));
 
 }  // namespace piano

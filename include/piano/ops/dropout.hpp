@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
@@ -121,5 +122,9 @@ Tensor<T> dropout(const Tensor<T>& x, typename Tensor<T>::Scalar p, std::uint64_
         });
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> dropout<float>(const Tensor<float>&, float, std::mt19937_64&, bool));
+PIANO_INSTANTIATE(Tensor<float> dropout<float>(const Tensor<float>&, float, std::uint64_t, bool));
 
 }  // namespace piano

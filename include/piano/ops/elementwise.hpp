@@ -8,6 +8,7 @@
 
 #include <type_traits>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -190,5 +191,23 @@ template <typename T>
 Tensor<T> operator/(const Tensor<T>& a, ScalarOf<T> s) { return div(a, Tensor<T>::scalar(s)); }
 template <typename T>
 Tensor<T> operator/(ScalarOf<T> s, const Tensor<T>& a) { return div(Tensor<T>::scalar(s), a); }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> add<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> sub<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> mul<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> div<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator+<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator-<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator*<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator/<float>(const Tensor<float>&, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator+<float>(const Tensor<float>&, float));
+PIANO_INSTANTIATE(Tensor<float> operator+<float>(float, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator-<float>(const Tensor<float>&, float));
+PIANO_INSTANTIATE(Tensor<float> operator-<float>(float, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator*<float>(const Tensor<float>&, float));
+PIANO_INSTANTIATE(Tensor<float> operator*<float>(float, const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator/<float>(const Tensor<float>&, float));
+PIANO_INSTANTIATE(Tensor<float> operator/<float>(float, const Tensor<float>&));
 
 }  // namespace piano

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/ops/segment.hpp"
@@ -326,5 +327,18 @@ Tensor<T> reshape(const Tensor<T>& x, Index rows, Index cols) {
         }
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> gather_rows<float>(const Tensor<float>&, const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> embedding<float>(const Tensor<float>&, const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> embedding_sum<float>(const std::vector<Tensor<float>>&,
+                                                     const std::vector<std::vector<Index>>&));
+PIANO_INSTANTIATE(Tensor<float> embedding_mean<float>(const Tensor<float>&, const std::vector<Index>&,
+                                                      const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> concat_rows<float>(const std::vector<Tensor<float>>&));
+PIANO_INSTANTIATE(Tensor<float> concat_cols<float>(const std::vector<Tensor<float>>&));
+PIANO_INSTANTIATE(Tensor<float> slice_rows<float>(const Tensor<float>&, Index, Index));
+PIANO_INSTANTIATE(Tensor<float> slice_cols<float>(const Tensor<float>&, Index, Index));
+PIANO_INSTANTIATE(Tensor<float> reshape<float>(const Tensor<float>&, Index, Index));
 
 }  // namespace piano

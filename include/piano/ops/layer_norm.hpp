@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
@@ -116,5 +117,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& gain, const Tensor<T>&
             if (ngain.requires_grad) ngain.accumulate_grad(Matrix<T>(partial_gain.colwise().sum()));  // [1,C]
         });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> layer_norm<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&,
+                                                  float));
 
 }  // namespace piano

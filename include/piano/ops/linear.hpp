@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
@@ -102,5 +103,8 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         }
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> linear<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&));
 
 }  // namespace piano

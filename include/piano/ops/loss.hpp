@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -117,5 +118,9 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& logits, const Matrix
             }
         });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> binary_cross_entropy_with_logits<float>(const Tensor<float>&, const Matrix<float>&,
+                                                                        const BceOptions<float>&));
 
 }  // namespace piano

@@ -1,6 +1,7 @@
 // piano/ops/matmul.hpp: matrix product with optional transposes.
 #pragma once
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -49,5 +50,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
         }
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> matmul<float>(const Tensor<float>&, const Tensor<float>&, bool, bool));
 
 }  // namespace piano

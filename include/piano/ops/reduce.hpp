@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -99,5 +100,13 @@ Tensor<T> col_mean(const Tensor<T>& x) {
         in.accumulate_grad(self.grad.replicate(R, 1) / static_cast<T>(R));
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> sum<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> mean<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> row_sum<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> row_mean<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> col_sum<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> col_mean<float>(const Tensor<float>&));
 
 }  // namespace piano

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -175,5 +176,11 @@ Tensor<T> repeat_segments(const Tensor<T>& x, const std::vector<Index>& offsets)
         if (nx.requires_grad) nx.accumulate_grad(detail::sum_segments(self.grad, offsets));
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> segment_sum<float>(const Tensor<float>&, const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> segment_mean<float>(const Tensor<float>&, const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> segment_softmax<float>(const Tensor<float>&, const std::vector<Index>&));
+PIANO_INSTANTIATE(Tensor<float> repeat_segments<float>(const Tensor<float>&, const std::vector<Index>&));
 
 }  // namespace piano

@@ -21,6 +21,7 @@
 #include <string>
 #include <utility>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/tensor.hpp"
 
 namespace piano {
@@ -148,5 +149,11 @@ Tensor<T> log_softmax(const Tensor<T>& x, const Mask& mask) {
     detail::check_softmax_mask("log_softmax", mask, x.rows(), x.cols());
     return detail::log_softmax_impl(x, std::optional<Mask>(mask));
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> softmax<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> softmax<float>(const Tensor<float>&, const Mask&));
+PIANO_INSTANTIATE(Tensor<float> log_softmax<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> log_softmax<float>(const Tensor<float>&, const Mask&));
 
 }  // namespace piano

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
 
@@ -216,5 +217,19 @@ Tensor<T> softplus(const Tensor<T>& x) {
         self.inputs[0]->accumulate_grad(self.grad.cwiseProduct(s));
     });
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(Tensor<float> neg<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> operator-<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> exp<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> log<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> sqrt<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> pow<float>(const Tensor<float>&, float));
+PIANO_INSTANTIATE(Tensor<float> tanh<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> sigmoid<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> log_sigmoid<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> relu<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> gelu<float>(const Tensor<float>&));
+PIANO_INSTANTIATE(Tensor<float> softplus<float>(const Tensor<float>&));
 
 }  // namespace piano

@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/core/parallel.hpp"
 #include "piano/core/tensor.hpp"
@@ -248,5 +249,9 @@ public:
     AdamW(std::vector<NamedParameter> parameters, const AdamOptions& options)
         : Adam<T>(std::move(parameters), options, true) {}
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Adam<float>);
+PIANO_INSTANTIATE(class AdamW<float>);
 
 }  // namespace piano

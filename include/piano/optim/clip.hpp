@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/optim/optimizer.hpp"  // detail::distinct_rows
@@ -74,5 +75,9 @@ double clip_grad_norm(const std::vector<std::pair<std::string, Tensor<T>>>& para
     for (const auto& [name, p] : parameters) tensors.push_back(p);
     return clip_grad_norm(tensors, max_norm);
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(double clip_grad_norm<float>(const std::vector<Tensor<float>>&, double));
+PIANO_INSTANTIATE(double clip_grad_norm<float>(const std::vector<std::pair<std::string, Tensor<float>>>&, double));
 
 }  // namespace piano

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 
@@ -158,5 +159,8 @@ inline std::vector<Index> distinct_rows(std::vector<Index> rows) {
 }
 
 }  // namespace detail
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class Optimizer<float>);
 
 }  // namespace piano

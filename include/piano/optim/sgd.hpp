@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/core/tensor.hpp"
 #include "piano/optim/optimizer.hpp"
@@ -91,5 +92,8 @@ private:
     SGDOptions options_;
     std::vector<std::vector<Matrix<T>>> slots_;  // slots_[i]: the slots of parameters_[i]
 };
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(class SGD<float>);
 
 }  // namespace piano

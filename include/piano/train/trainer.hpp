@@ -41,6 +41,7 @@
 #include <omp.h>
 #endif
 
+#include "piano/core/compiled.hpp"
 #include "piano/core/error.hpp"
 #include "piano/data/batch.hpp"
 #include "piano/data/request.hpp"
@@ -79,7 +80,10 @@ struct TrainOptions {
     std::string early_stopping_metric = "ndcg@10";  // any column of metrics::csv_header() but "model"
     int patience = 2;                      // epochs without improvement before stopping; 0 = never stop early
     std::uint64_t seed = 1;                // batch order
-    int threads = 1;                       // OpenMP threads for evaluation/inference (omp_set_num_threads if available)
+    // OpenMP threads for training and evaluation. 0 (the default) leaves OpenMP as the
+    // caller set it, so a library call never pins its host process; N >= 1 calls
+    // omp_set_num_threads(N) (with OpenMP; ignored without). The count never changes results.
+    int threads = 0;
     std::string out_dir;                   // empty: no files; else best.ckpt + train_log.csv there
     bool progress = true;                  // progress bar on a terminal (isatty), plain lines otherwise
     // Data parallelism (train/collective.hpp): this process is one rank of the group, which
@@ -156,7 +160,9 @@ inline void check_options(const TrainOptions& o) {
     piano::detail::require_at_least("train", "weight_decay", o.weight_decay);
     if (std::isnan(o.clip_norm)) throw ConfigError("train: clip_norm is NaN (use 0 for no clipping)");
     if (o.patience < 0) throw ConfigError("train: patience must be >= 0, got " + std::to_string(o.patience));
-    if (o.threads < 1) throw ConfigError("train: threads must be >= 1, got " + std::to_string(o.threads));
+    if (o.threads < 0) {
+        throw ConfigError("train: threads must be >= 0 (0: leave OpenMP as set), got " + std::to_string(o.threads));
+    }
 }
 
 using MetricField = double metrics::MetricTable::*;
@@ -319,7 +325,7 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
     if (train_split.empty()) throw ConfigError("train: the training split is empty");
     const auto metric = dt::metric_field(options.early_stopping_metric);
 #ifdef _OPENMP
-    omp_set_num_threads(options.threads);
+    if (options.threads > 0) omp_set_num_threads(options.threads);
 #endif
 
     data::Batcher batcher(train_split, options.batch_size, options.seed);
@@ -466,5 +472,12 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
     }
     return result;
 }
+
+// The float instantiations piano::compiled holds (piano/core/compiled.hpp).
+PIANO_INSTANTIATE(std::vector<metrics::RequestPrediction> predict<float>(Reranker<float>&,
+                                                                         const std::vector<data::Request>&,
+                                                                         std::size_t));
+PIANO_INSTANTIATE(TrainResult train<float>(Reranker<float>&, const std::vector<data::Request>&,
+                                           const std::vector<data::Request>&, const TrainOptions&, std::ostream&));
 
 }  // namespace piano
