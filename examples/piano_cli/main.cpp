@@ -70,7 +70,8 @@ int fail(const std::exception& e, int code) {
             line_start = false;
         }
     }
-    std::cerr << "piano: error: " << line << '\n';
+    // One write, so that the line stays whole when mpirun interleaves the ranks' output.
+    std::cerr << ("piano: error: " + line + "\n") << std::flush;
     return code;
 }
 

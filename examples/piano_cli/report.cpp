@@ -106,15 +106,7 @@ bool is_model_row(const std::string& name) {
 }
 
 /// `x` with `decimals` decimals, "-" for NaN.
-std::string fixed(double x, int decimals) {
-    if (std::isnan(x)) return "-";
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
-    s.precision(decimals);
-    s << x;
-    return s.str();
-}
+std::string fixed(double x, int decimals) { return piano::detail::training::fixed(x, decimals, "-"); }
 
 std::string signed_fixed(double x, int decimals) { return (x >= 0 ? "+" : "") + fixed(x, decimals); }
 

@@ -49,7 +49,7 @@ status=0
 timeout 120 "$mpirun" --oversubscribe -np 1 "$piano" train --data "$data" --out "$work/mismatch" "${tiny[@]}" : \
   -np 1 "$piano" train --data "$data" --out "$work/mismatch" "${tiny[@]}" --lr 0.01 >"$work/out.txt" 2>"$work/err.txt" || status=$?
 [ "$status" -eq 5 ] || fail "mismatched ranks exited $status, expected 5 (a config error): $(cat "$work/err.txt")"
-grep -q "^piano: error: the 2 ranks were not given the same run: model and training keys differs from rank 0's on rank 1" \
+grep -q "^piano: error: the 2 ranks were not given the same run: model and training keys: rank 1 differs from rank 0" \
   "$work/err.txt" || fail "no clear message on rank 0 for mismatched ranks: $(cat "$work/err.txt")"
 [ ! -e "$work/mismatch" ] || fail "mismatched ranks wrote into --out: $(ls "$work/mismatch")"
 

@@ -178,7 +178,7 @@ void mismatches_are_refused(const data::JdsearchDataset& d, piano::mpi::MpiColle
             check(false, "a mismatched run (" + expected + ") trained");
         } catch (const piano::MismatchedRunError& e) {
             const std::string message = e.what();
-            check(message.find(expected + " differs from rank 0's on rank 1") != std::string::npos,
+            check(message.find(expected + ": rank 1 differs from rank 0") != std::string::npos,
                   "the mismatch message does not name " + expected + ": " + message);
             if (rank == 0) std::cout << "refused as expected: " << message << std::endl;
         }

@@ -145,8 +145,8 @@ public:
                 if (all[static_cast<std::size_t>(r) * n + i] != all[i])
                     differing += (differing.empty() ? "" : ", ") + std::to_string(r);
             if (!differing.empty())
-                problems += (problems.empty() ? "" : "; ") + digests[i].name + " differs from rank 0's on rank " +
-                            differing;
+                problems += (problems.empty() ? "" : "; ") + digests[i].name + ": rank " + differing +
+                            " differs from rank 0";
         }
         if (!problems.empty())
             throw MismatchedRunError("the " + std::to_string(ranks_) + " ranks were not given the same run: " + problems +

@@ -28,11 +28,9 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <locale>
 #include <map>
 #include <memory>
 #include <ostream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -220,13 +218,7 @@ inline std::string non_finite_name(double x) { return std::isnan(x) ? "nan" : x 
 // Numbers for the CSV and the log lines: the classic locale (a decimal point whatever the
 // global locale), a fixed number of decimals, and NaN as `nan_text`.
 inline std::string fixed(double x, int decimals, const char* nan_text) {
-    if (std::isnan(x)) return nan_text;
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
-    s.precision(decimals);
-    s << x;
-    return s.str();
+    return std::isnan(x) ? std::string(nan_text) : metrics::detail::fixed(x, decimals);
 }
 
 /// out_dir/train_log.csv, one row per epoch, flushed as it goes so a crashed or killed
