@@ -3,8 +3,8 @@
 //
 //   piano simulate --out data/sim
 //   piano train    --data data/sim --model piano --out models/piano
-//   piano eval     --data data/sim --checkpoint models/piano/best.ckpt
-//   piano rerank   --checkpoint models/piano/best.ckpt --requests data/sim/test.txt
+//   piano eval     --data data/sim --model models/piano
+//   piano rerank   --model models/piano --requests data/sim/test.txt --format jsonl
 //   piano compare  --data data/sim --out runs/compare
 //   piano report   --compare runs/compare --out report
 //
