@@ -17,6 +17,23 @@
 
 namespace piano_cli {
 
+int report_failure(const std::exception& e) {
+    std::string line;
+    bool line_start = false;
+    for (const char* c = e.what(); *c; ++c) {
+        if (*c == '\n') {
+            line += !line.empty() && line.back() == ':' ? " " : "; ";
+            line_start = true;
+        } else if (!(line_start && *c == ' ')) {
+            line += *c;
+            line_start = false;
+        }
+    }
+    // One write, so that the line stays whole when mpirun interleaves the ranks' output.
+    std::cerr << ("piano: error: " + line + "\n") << std::flush;
+    return exit_code_of(e);
+}
+
 int exit_code_of(const std::exception& e) {
     if (dynamic_cast<const UsageError*>(&e)) return kUsageError;
     if (dynamic_cast<const piano::DataError*>(&e)) return kDataError;

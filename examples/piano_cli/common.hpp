@@ -55,6 +55,10 @@ enum ExitCode : int {
 /// The exit code of a failure, by the exception's type (ExitCode).
 int exit_code_of(const std::exception& e);
 
+/// Prints `e` as the one line `piano: error: <message>` on stderr (a message listing
+/// several problems on indented lines is joined with "; ") and returns exit_code_of(e).
+int report_failure(const std::exception& e);
+
 /// OpenMP threads for everything piano parallelises (and Eigen's products).
 void set_threads(long threads);
 

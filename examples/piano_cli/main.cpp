@@ -56,31 +56,12 @@ int run(const std::vector<std::string>& words) {
     throw piano_cli::UsageError("unknown command '" + words[0] + "' (see piano --help)");
 }
 
-// One line per failure: the message already names the file, line, option or key. A
-// message listing several problems on indented lines is joined with "; ".
-int fail(const std::exception& e, int code) {
-    std::string line;
-    bool line_start = false;
-    for (const char* c = e.what(); *c; ++c) {
-        if (*c == '\n') {
-            line += !line.empty() && line.back() == ':' ? " " : "; ";
-            line_start = true;
-        } else if (!(line_start && *c == ' ')) {
-            line += *c;
-            line_start = false;
-        }
-    }
-    // One write, so that the line stays whole when mpirun interleaves the ranks' output.
-    std::cerr << ("piano: error: " + line + "\n") << std::flush;
-    return code;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     try {
         return run({argv + 1, argv + argc});
     } catch (const std::exception& e) {
-        return fail(e, piano_cli::exit_code_of(e));
+        return piano_cli::report_failure(e);
     }
 }

@@ -104,8 +104,12 @@ int train_distributed(const Args& args) {
         return code;
     } catch (const std::exception& e) {
         if (!dynamic_cast<const piano::GroupWideError*>(&e)) piano::mpi::abort_group(MPI_COMM_WORLD, e.what(), exit_code_of(e));
-        if (group.rank() == 0) throw;  // main() prints it, once, and exits with its code
-        return exit_code_of(e);
+        // Every rank found it: rank 0 prints it once and alone ends with its exit code.
+        // mpirun aborts the job at the first rank that exits non-zero, so the others wait
+        // until rank 0 has printed and then end normally.
+        const int code = group.rank() == 0 ? report_failure(e) : kOk;
+        MPI_Barrier(MPI_COMM_WORLD);
+        return code;
     }
 }
 #endif
