@@ -50,6 +50,7 @@
 // data: requests, batches, the JDsearch loader, the simulator
 #include "piano/data/batch.hpp"
 #include "piano/data/click_model.hpp"
+#include "piano/data/history_match.hpp"
 #include "piano/data/jdsearch.hpp"
 #include "piano/data/request.hpp"
 #include "piano/data/shuffle.hpp"

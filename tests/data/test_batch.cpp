@@ -1,10 +1,14 @@
-// Ragged batches: offsets and content, and the seeded epoch order.
+// Ragged batches: offsets and content, the seeded epoch order, and the history-match features.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "piano/data/batch.hpp"
+#include "piano/data/history_match.hpp"
 
 using namespace piano::data;
 using piano::Index;
@@ -184,4 +188,67 @@ TEST_CASE("uniform_below and seeded_shuffle stay in range and are reproducible",
     std::vector<int> sorted = v;
     std::sort(sorted.begin(), sorted.end());
     CHECK(sorted == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST_CASE("history_match counts each candidate's matches in its user's history, by hand", "[data]") {
+    // History (item, brand; every event of genre 50): (1, 10) click, (1, 10) purchase,
+    // (2, 10) click, (3, 11) click. H = 4, one purchase.
+    const auto fields = [](Row id, Row brand) {
+        ItemFields f;
+        f.item = id;
+        f.brand = brand;
+        f.cate1 = 50;
+        return f;
+    };
+    Request r;
+    for (auto [id, brand, type] : {std::tuple{1, 10, Behavior::click}, std::tuple{1, 10, Behavior::purchase},
+                                   std::tuple{2, 10, Behavior::click}, std::tuple{3, 11, Behavior::click}}) {
+        HistoryEvent e;
+        e.fields = fields(id, brand);
+        e.type = type;
+        r.history.push_back(e);
+    }
+    // Candidates: (1, 10), (3, 11), (4, 11), and one whose item and brand are unknown.
+    for (auto [id, brand] : {std::pair{1, 10}, std::pair{3, 11}, std::pair{4, 11}, std::pair{0, 0}}) {
+        Candidate c;
+        c.fields = fields(id, brand);
+        r.candidates.push_back(c);
+    }
+    Request no_history;
+    no_history.candidates = r.candidates;
+    const Batch b = make_batch({&r, &no_history});
+    const std::vector<float> m = history_match(b);
+    const std::size_t F = static_cast<std::size_t>(kHistoryMatchFeatures);
+    REQUIRE(m.size() == 8 * F);
+    const auto at = [&](std::size_t candidate, const std::string& name) {
+        const std::vector<std::string> names = history_match_names();
+        const auto k = std::find(names.begin(), names.end(), name);
+        REQUIRE(k != names.end());
+        return m[candidate * F + static_cast<std::size_t>(k - names.begin())];
+    };
+    // Items 1,1,2,3: the most frequent item occurs twice.
+    CHECK(at(0, "share_item") == Approx(0.5));
+    CHECK(at(0, "relative_item") == Approx(1.0));
+    CHECK(at(0, "conversion_item") == Approx(1.0));
+    CHECK(at(1, "share_item") == Approx(0.25));
+    CHECK(at(1, "relative_item") == Approx(0.5));
+    CHECK(at(1, "conversion_item") == 0.0f);
+    CHECK(at(2, "share_item") == 0.0f);
+    // Brands 10,10,10,11.
+    CHECK(at(0, "share_brand") == Approx(0.75));
+    CHECK(at(0, "conversion_brand") == Approx(1.0));
+    CHECK(at(2, "share_brand") == Approx(0.25));
+    CHECK(at(2, "relative_brand") == Approx(1.0 / 3.0));
+    CHECK(at(2, "conversion_brand") == 0.0f);
+    // The unknown row matches nothing, even other unknown rows; every candidate is genre 50.
+    for (const char* name : {"share_item", "relative_item", "share_brand", "share_cate2", "share_shop"}) {
+        CHECK(at(3, name) == 0.0f);
+    }
+    for (std::size_t i = 0; i < 4; ++i) {
+        CHECK(at(i, "share_cate1") == Approx(1.0));
+        CHECK(at(i, "relative_cate1") == Approx(1.0));
+        CHECK(at(i, "conversion_cate1") == Approx(1.0));
+    }
+    // No history: every feature 0.
+    for (std::size_t k = 4 * F; k < 8 * F; ++k) CHECK(m[k] == 0.0f);
 }

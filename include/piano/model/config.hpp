@@ -158,6 +158,7 @@ struct PianoConfig {
     bool listwise_loss = false; // softmax cross-entropy over each list on clicks
     PositionModel position_model = PositionModel::pal;  // training-only examination term
     bool candidate_attention = false;  // ours: each candidate also attends over the history items (DIN-style)
+    bool history_match = false;        // ours: every model's candidates see data::history_match's counts
 
     // Score and losses.
     double lambda = 0.5;        // s_i = (1-λ) log pCTR_i + λ log pCTCVR_i
@@ -210,6 +211,7 @@ struct PianoConfig {
         put("detach_list_heads", detach_list_heads);
         put("listwise_loss", listwise_loss);
         put("candidate_attention", candidate_attention);
+        put("history_match", history_match);
         put("lambda", lambda);
         m["weighting"] = weighting == LossWeighting::fixed ? "fixed" : "uncertainty";
         m["position_model"] = kPositionModelNames[static_cast<int>(position_model)];
@@ -248,6 +250,7 @@ struct PianoConfig {
             else if (key == "detach_list_heads") c.detach_list_heads = parse_bool(key, value);
             else if (key == "listwise_loss") c.listwise_loss = parse_bool(key, value);
             else if (key == "candidate_attention") c.candidate_attention = parse_bool(key, value);
+            else if (key == "history_match") c.history_match = parse_bool(key, value);
             else if (key == "lambda") c.lambda = parse_double(key, value, 0.0, 1.0);
             else if (key == "weighting") {
                 if (value == "fixed") c.weighting = LossWeighting::fixed;

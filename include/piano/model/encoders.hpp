@@ -6,6 +6,7 @@
 //   query(batch)          q   [B, d]   masked mean of term embeddings, then Linear(d,d);
 //                                      an empty query is the learned `no_query` vector
 //   candidates(batch)     c   [ΣL, d]  Σ over fields of field embeddings (+ Linear(dense))
+//                                      (+ Linear(history match), when config.history_match)
 //   history_keys(batch)   k   [ΣH, d]  QueryEnc(query_j), `no_query` when absent
 //   history_values(batch) v   [ΣH, d]  ItemEnc(item_j) + E_type[type_j] + E_gap[bucket(gap_j)]
 #pragma once
@@ -18,6 +19,7 @@
 
 #include "piano/core/compiled.hpp"
 #include "piano/data/batch.hpp"
+#include "piano/data/history_match.hpp"
 #include "piano/model/config.hpp"
 #include "piano/nn/embedding.hpp"
 #include "piano/nn/init.hpp"
@@ -39,7 +41,8 @@ inline Index gap_bucket(std::int64_t gap, Index buckets) {
 }
 
 /// Children: "terms", "items", "brands", "categories", "shops", "behaviors", "gaps"
-/// (Embedding), "query_proj" (Linear d->d), "dense" (Linear D->d, only when D > 0);
+/// (Embedding), "query_proj" (Linear d->d), "dense" (Linear D->d, only when D > 0),
+/// "match" (Linear F->d over data::history_match, only when config.history_match);
 /// parameter "no_query" [1, d].
 template <typename T>
 class FeatureEncoder : public Module<T> {
@@ -58,6 +61,9 @@ public:
         query_proj_ = this->register_module("query_proj", std::make_shared<Linear<T>>(d, d, rng));
         if (config.dense_features > 0) {
             dense_ = this->register_module("dense", std::make_shared<Linear<T>>(config.dense_features, d, rng));
+        }
+        if (config.history_match) {
+            match_ = this->register_module("match", std::make_shared<Linear<T>>(data::kHistoryMatchFeatures, d, rng));
         }
         no_query_ = this->register_parameter("no_query", Tensor<T>(init::normal<T>(1, d, rng, 0.1)));
     }
@@ -93,6 +99,12 @@ public:
             Matrix<T> dense(batch.num_candidates(), batch.dense_dim);
             for (Index i = 0; i < dense.size(); ++i) dense.data()[i] = static_cast<T>(batch.cand_dense[static_cast<std::size_t>(i)]);
             c = c + dense_->forward(Tensor<T>(std::move(dense)));
+        }
+        if (match_) {
+            const std::vector<float> features = data::history_match(batch);
+            Matrix<T> match(batch.num_candidates(), data::kHistoryMatchFeatures);
+            for (Index i = 0; i < match.size(); ++i) match.data()[i] = static_cast<T>(features[static_cast<std::size_t>(i)]);
+            c = c + match_->forward(Tensor<T>(std::move(match)));
         }
         return c;
     }
@@ -151,7 +163,7 @@ private:
 
     PianoConfig config_;
     std::shared_ptr<Embedding<T>> terms_, items_, brands_, categories_, shops_, behaviors_, gaps_;
-    std::shared_ptr<Linear<T>> query_proj_, dense_;
+    std::shared_ptr<Linear<T>> query_proj_, dense_, match_;
     Tensor<T> no_query_;
 };
 
