@@ -171,15 +171,22 @@ TEST_CASE("auto keeps the simulator's order: it is a real first-stage order", "[
     for (const Request& r : data.train) REQUIRE(r.first_stage_order);
 }
 
-TEST_CASE("make_batch carries the first-stage flag per request and slicing cuts it", "[data][order]") {
+TEST_CASE("make_batch carries the first-stage flag and the query match per request, and slicing cuts them", "[data][order]") {
     std::vector<Request> requests(3);
     for (std::size_t k = 0; k < 3; ++k) {
         requests[k].candidates.resize(k + 1);
         requests[k].first_stage_order = k != 1;
+        requests[k].candidates.back().query_match[2] = static_cast<float>(k);  // each list's last candidate
     }
     const Batch batch = make_batch(requests, 0, 3);
     CHECK(batch.first_stage_order == std::vector<int>{1, 0, 1});
     const Batch tail = piano::detail::slice_batch(batch, 1, 3);
     CHECK(tail.first_stage_order == std::vector<int>{0, 1});
     CHECK(tail.num_candidates() == 5);
+    // The query-match rows travel with their candidates: [ΣL, 6] row-major.
+    const Batch whole_tail = make_batch(requests, 1, 3);
+    CHECK(tail.cand_query_match == whole_tail.cand_query_match);
+    REQUIRE(tail.cand_query_match.size() == 5 * 6);
+    CHECK(tail.cand_query_match[1 * 6 + 2] == 1.0f);
+    CHECK(tail.cand_query_match[4 * 6 + 2] == 2.0f);
 }

@@ -4,6 +4,7 @@
 // a DataError naming the file, line, field and problem.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -158,6 +159,22 @@ TEST_CASE("parse_product_line: fields, missing values, CRLF and malformed lines"
     CHECK(p.cate[1].empty());
     CHECK(p.cate[2] == "c3");
     CHECK(p.shop == "s2");
+    // The texts, split into terms: name, brand_name, cate_name_1..4.
+    using Terms = std::vector<std::string>;
+    const std::array<Terms, piano::data::kProductTextCount> texts = {Terms{"name"}, Terms{"artist"}, Terms{"g"},
+                                                                     Terms{},       Terms{"g3"},     Terms{}};
+    CHECK(p.text == texts);
+    // product_line writes what parse_product_line reads, terms joined by \030.
+    RawProduct q = p;
+    q.text[0] = {"blue", "moon"};
+    const auto [wid2, back] = parse_product_line(product_line("8", q), where);
+    CHECK(wid2 == "8");
+    CHECK(back.text == q.text);
+    CHECK(back.brand == q.brand);
+    CHECK(back.cate == q.cate);
+    CHECK(back.shop == q.shop);
+    CHECK_THROWS_WITH(parse_product_line("7\ta\030\030b\t\t\t\t\t\t\t\t\t\t\ts", where),
+                      Catch::Contains("field name: empty term"));
     // Expected: DataErrors naming the line and the field.
     try {
         parse_product_line("7\tname\tb1", where);
@@ -168,4 +185,29 @@ TEST_CASE("parse_product_line: fields, missing values, CRLF and malformed lines"
         CHECK_THAT(e.what(), Catch::Contains("expected 13 tab-separated fields, found 3"));
     }
     CHECK_THROWS_WITH(parse_product_line("\tn\t\t\t\t\t\t\t\t\t\t\ts", where), Catch::Contains("field wid: is empty"));
+}
+
+TEST_CASE("query_match: the share of the query's terms in each product text, by hand", "[data]") {
+    RawProduct p;
+    p.text[0] = {"a", "x"};  // name
+    p.text[1] = {"b"};       // brand_name
+    p.text[2] = {"a", "b"};  // cate_name_1
+    const std::array<float, piano::data::kProductTextCount> shares = query_match({"a", "b"}, p);
+    CHECK(shares[0] == Approx(0.5));
+    CHECK(shares[1] == Approx(0.5));
+    CHECK(shares[2] == Approx(1.0));
+    for (std::size_t t = 3; t < shares.size(); ++t) CHECK(shares[t] == 0.0f);
+    for (float share : query_match({}, p)) CHECK(share == 0.0f);
+    // map_request fills it per candidate; a product the table lacks gets zeros.
+    ProductTable products;
+    products["7"] = p;
+    RawRequest raw;
+    raw.query = {"b", "z"};
+    raw.candidates = {RawCandidate{"7", 1.0f, {}}, RawCandidate{"9", 0.0f, {}}};
+    const piano::data::Vocabularies vocab;
+    const Request r = map_request(raw, products, vocab);
+    CHECK(r.candidates[0].query_match[1] == Approx(0.5));
+    CHECK(r.candidates[0].query_match[2] == Approx(0.5));
+    CHECK(r.candidates[0].query_match[0] == 0.0f);
+    for (float share : r.candidates[1].query_match) CHECK(share == 0.0f);
 }

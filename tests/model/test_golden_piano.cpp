@@ -44,6 +44,7 @@ piano::PianoConfig config_from(const GoldenFixture& fx) {
         m[key] = value.str();
     }
     m["position_model"] = piano::kPositionModelNames[static_cast<int>(fx["config.position_model"](0, 0))];
+    m["query_match"] = "false";  // the twin is the paper's model; the query-match layer is ours
     return piano::PianoConfig::from_map(m);
 }
 

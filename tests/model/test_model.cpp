@@ -165,42 +165,54 @@ TEST_CASE("PIANO with candidate attention: its gradient matches finite differenc
     CHECK(piano::make_model<double>("piano", without)->parameter_count() < model->parameter_count());
 }
 
-TEST_CASE("history_match: every model reads the counts, and PIANO's gradient matches finite differences",
+TEST_CASE("history_match and query_match: every model reads them, and PIANO's gradient matches finite differences",
           "[model][gradcheck]") {
     std::vector<data::Request> requests = {make_request(1, 4, 3), make_request(2, 2, 0), make_request(3, 3, 5)};
-    const data::Batch batch = data::make_batch(requests, 0, requests.size());
-    PianoConfig config = micro_config();
-    config.history_match = true;
-    for (const std::string& kind : piano::model_names()) {
-        INFO(kind);
-        auto model = piano::make_model<double>(kind, config);
-        PianoConfig without = config;
-        without.history_match = false;
-        CHECK(piano::make_model<double>(kind, without)->parameter_count() ==
-              model->parameter_count() - (data::kHistoryMatchFeatures + 1) * config.d_model);
-        // The layer over the counts reaches the scores: silencing it moves them.
-        model->eval();
-        const auto scores = model->forward(batch).ctr_logit.value();
-        int silenced = 0;
-        for (auto& [name, p] : model->named_parameters()) {
-            if (name.find("match.") != std::string::npos) {
-                p.mutable_value().setZero();
-                ++silenced;
-            }
-        }
-        CHECK(silenced == 2);
-        CHECK((scores - model->forward(batch).ctr_logit.value()).norm() > 1e-6);
+    for (data::Request& r : requests) {
+        for (std::size_t i = 0; i < r.candidates.size(); ++i) r.candidates[i].query_match = {0.5f, i % 2 ? 1.0f : 0.0f};
     }
-    auto model = piano::make_model<double>("piano", config);
-    auto loss = [&](const std::vector<Tensor<double>>&) {
-        const auto out = model->forward(batch);
-        return piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total;
+    const data::Batch batch = data::make_batch(requests, 0, requests.size());
+    struct Option {
+        bool PianoConfig::*flag;
+        const char* layer;  // its Linear's name, then ".weight" and ".bias"
+        Index inputs;
     };
-    piano::GradCheckOptions options;
-    options.max_entries_per_input = 6;
-    const auto result = piano::check_gradients(loss, model->parameters(), options);
-    INFO(result.message);
-    CHECK(result.ok);
+    for (const Option option : {Option{&PianoConfig::history_match, "features.match.", data::kHistoryMatchFeatures},
+                                Option{&PianoConfig::query_match, "features.query_match.", data::kProductTextCount}}) {
+        INFO(option.layer);
+        PianoConfig config = micro_config();
+        config.*option.flag = true;
+        for (const std::string& kind : piano::model_names()) {
+            INFO(kind);
+            auto model = piano::make_model<double>(kind, config);
+            PianoConfig without = config;
+            without.*option.flag = false;
+            CHECK(piano::make_model<double>(kind, without)->parameter_count() ==
+                  model->parameter_count() - (option.inputs + 1) * config.d_model);
+            // The layer over the new inputs reaches the scores: silencing it moves them.
+            model->eval();
+            const auto scores = model->forward(batch).ctr_logit.value();
+            int silenced = 0;
+            for (auto& [name, p] : model->named_parameters()) {
+                if (name.rfind(option.layer, 0) == 0) {
+                    p.mutable_value().setZero();
+                    ++silenced;
+                }
+            }
+            CHECK(silenced == 2);
+            CHECK((scores - model->forward(batch).ctr_logit.value()).norm() > 1e-6);
+        }
+        auto model = piano::make_model<double>("piano", config);
+        auto loss = [&](const std::vector<Tensor<double>>&) {
+            const auto out = model->forward(batch);
+            return piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total;
+        };
+        piano::GradCheckOptions options;
+        options.max_entries_per_input = 6;
+        const auto result = piano::check_gradients(loss, model->parameters(), options);
+        INFO(result.message);
+        CHECK(result.ok);
+    }
 }
 
 TEST_CASE("rerank returns a permutation and calibrated probabilities without building a graph", "[model][rerank]") {

@@ -37,6 +37,7 @@ struct Batch {
     std::vector<Index> cand_pos;                                     // [ΣL] first-stage position in its list, from 0
     Index dense_dim = 0;                                             // D, the same for the whole batch
     std::vector<float> cand_dense;                                   // [ΣL * D], row-major [ΣL, D]
+    std::vector<float> cand_query_match;                             // [ΣL * kProductTextCount], row-major
     std::vector<int> click;                                          // [ΣL] 0/1
     std::vector<int> conv;                                           // [ΣL] 0/1
     std::vector<float> label;                                        // [ΣL] raw graded labels
@@ -120,6 +121,7 @@ inline Batch make_batch(const std::vector<const Request*>& requests) {
     for (auto& f : b.cand_fields) f.reserve(n_cand);
     b.cand_pos.reserve(n_cand);
     b.cand_dense.reserve(n_cand * width);
+    b.cand_query_match.reserve(n_cand * kProductTextCount);
     b.click.reserve(n_cand);
     b.conv.reserve(n_cand);
     b.label.reserve(n_cand);
@@ -151,6 +153,7 @@ inline Batch make_batch(const std::vector<const Request*>& requests) {
             for (int k = 0; k < ItemFields::kCount; ++k) b.cand_fields[static_cast<std::size_t>(k)].push_back(c.fields[k]);
             b.cand_pos.push_back(static_cast<Index>(i));
             b.cand_dense.insert(b.cand_dense.end(), c.dense.begin(), c.dense.end());
+            b.cand_query_match.insert(b.cand_query_match.end(), c.query_match.begin(), c.query_match.end());
             b.click.push_back(c.click);
             b.conv.push_back(c.conv);
             b.label.push_back(c.label);

@@ -111,6 +111,9 @@ struct RawProduct {
     std::string brand;
     std::array<std::string, 4> cate;  // cate_id_1 .. cate_id_4
     std::string shop;
+    // name, brand_name, cate_name_1 .. cate_name_4 (kProductTextColumns), each split into
+    // its terms: what a query's terms are matched against (query_match).
+    std::array<std::vector<std::string>, kProductTextCount> text;
 };
 
 /// wid -> metadata. Products absent from it keep row 0 in every field but their item id.
@@ -130,6 +133,8 @@ inline constexpr const char* kRequestFields[] = {"query",           "candidate_w
 inline constexpr const char* kProductFields[] = {"wid",         "name",      "brand_id",    "brand_name", "cate_id_1",
                                                  "cate_name_1", "cate_id_2", "cate_name_2", "cate_id_3",  "cate_name_3",
                                                  "cate_id_4",   "cate_name_4", "shop_id"};
+/// The columns of kProductFields that hold RawProduct::text, in its order.
+inline constexpr std::size_t kProductTextColumns[kProductTextCount] = {1, 3, 5, 7, 9, 11};
 inline constexpr std::size_t kRequestFieldCount = std::size(kRequestFields);
 inline constexpr std::size_t kProductFieldCount = std::size(kProductFields);
 
@@ -357,15 +362,43 @@ inline std::pair<std::string, RawProduct> parse_product_line(std::string_view li
     p.brand = std::string(f[2]);
     for (std::size_t k = 0; k < 4; ++k) p.cate[k] = std::string(f[4 + 2 * k]);
     p.shop = std::string(f[12]);
+    for (std::size_t t = 0; t < kProductTextCount; ++t) {
+        const std::size_t column = kProductTextColumns[t];
+        p.text[t] = detail::parse_terms(f[column], where, kProductFields[column], "");
+    }
     return {std::string(f[0]), std::move(p)};
 }
 
-/// One products line for `wid` (without its newline), the names left empty: what a reader
-/// needs, since names never reach a model.
+/// One products line for `wid` (without its newline), for parse_product_line.
 inline std::string product_line(const std::string& wid, const RawProduct& p) {
-    std::string line = wid + kFieldSep + kFieldSep + p.brand + kFieldSep;  // wid, name, brand_id, brand_name
-    for (const std::string& c : p.cate) line += kFieldSep + c + kFieldSep;  // cate_id_k, cate_name_k
-    return line + kFieldSep + p.shop;
+    std::array<std::string, kProductFieldCount> f;
+    f[0] = wid;
+    f[2] = p.brand;
+    for (std::size_t k = 0; k < 4; ++k) f[4 + 2 * k] = p.cate[k];
+    f[12] = p.shop;
+    for (std::size_t t = 0; t < kProductTextCount; ++t) {
+        std::string& text = f[kProductTextColumns[t]];
+        for (const std::string& term : p.text[t]) text += (text.empty() ? "" : std::string(1, kTermSep)) + term;
+    }
+    std::string line = f[0];
+    for (std::size_t k = 1; k < f.size(); ++k) line += kFieldSep + f[k];
+    return line;
+}
+
+/// Per product text (RawProduct::text), the share of the query's terms found in it: the
+/// exact query-document match every search ranker starts from. A model could learn which
+/// songs a query names from co-occurrence alone, one id at a time; the shared terms say
+/// it directly. 0 for an empty query.
+inline std::array<float, kProductTextCount> query_match(const std::vector<std::string>& query, const RawProduct& p) {
+    std::array<float, kProductTextCount> share{};
+    if (query.empty()) return share;
+    for (std::size_t t = 0; t < kProductTextCount; ++t) {
+        const std::vector<std::string>& text = p.text[t];
+        std::size_t found = 0;
+        for (const std::string& term : query) found += std::find(text.begin(), text.end(), term) != text.end();
+        share[t] = static_cast<float>(static_cast<double>(found) / static_cast<double>(query.size()));
+    }
+    return share;
 }
 
 /// Writes `products` as a products file (header line first, wids in sorted order, so the
@@ -517,6 +550,8 @@ inline Request map_request(const RawRequest& raw, const ProductTable& products, 
     for (const RawCandidate& c : raw.candidates) {
         Candidate m;
         m.fields = map_item(c.item, products, v, counts);
+        const auto product = products.find(c.item);
+        if (product != products.end()) m.query_match = query_match(raw.query, product->second);
         m.dense = c.dense;
         m.label = c.label;
         m.click = c.label >= 1.0f ? 1 : 0;

@@ -10,6 +10,7 @@
 //                           seeded random order when first_stage_order is false
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -77,9 +78,16 @@ struct HistoryEvent {
     std::int64_t gap = 0;  // time from this event to the current search (file's unit), >= 0
 };
 
+/// The texts of a product a query can match, in products-file order (jdsearch.hpp): the
+/// song's name, the artist's name and the four category names.
+inline constexpr int kProductTextCount = 6;
+
 struct Candidate {
     ItemFields fields;
     std::vector<float> dense;  // [D] optional dense features; D is the same for a whole list
+    // Per product text, the share of the query's terms found in it (jdsearch.hpp's
+    // query_match; 0 where the product or its text is unknown).
+    std::array<float, kProductTextCount> query_match{};
     int click = 0;             // 1 when label >= 1
     int conv = 0;              // 1 when label >= the conversion threshold (implies click)
     float label = 0.0f;        // the raw graded label: 0 none, 1 click, 2 cart, 3 purchase

@@ -261,7 +261,7 @@ TrainedModel<T> load_model_dir(const std::filesystem::path& dir, const std::stri
 
     TrainedModel<T> trained;
     trained.written_by = version;
-    trained.model = make_model<T>(kind, PianoConfig::from_map(config));
+    trained.model = make_model<T>(kind, PianoConfig::from_saved_map(config));
     restore(*trained.model, checkpoint);
     trained.model->eval();
     trained.data.vocab = data::Vocabularies::load_dir(md::in(dir, ModelDirFiles::vocab).string());

@@ -159,6 +159,9 @@ struct PianoConfig {
     PositionModel position_model = PositionModel::pal;  // training-only examination term
     bool candidate_attention = false;  // ours: each candidate also attends over the history items (DIN-style)
     bool history_match = false;        // ours: every model's candidates see data::history_match's counts
+    // ours: every model's candidates see how much of the query their product's names hold
+    // (Candidate::query_match); on by default for its online gain (docs/architecture.md)
+    bool query_match = true;
 
     // Score and losses.
     double lambda = 0.5;        // s_i = (1-λ) log pCTR_i + λ log pCTCVR_i
@@ -212,6 +215,7 @@ struct PianoConfig {
         put("listwise_loss", listwise_loss);
         put("candidate_attention", candidate_attention);
         put("history_match", history_match);
+        put("query_match", query_match);
         put("lambda", lambda);
         m["weighting"] = weighting == LossWeighting::fixed ? "fixed" : "uncertainty";
         m["position_model"] = kPositionModelNames[static_cast<int>(position_model)];
@@ -221,6 +225,17 @@ struct PianoConfig {
         put("weight_listwise", weight_listwise);
         put("seed", seed);
         return m;
+    }
+
+    /// from_map for the config a model was saved with (a checkpoint's map, a model
+    /// folder). Such a map holds every key its writer knew; a key it lacks came later, and
+    /// takes the value that rebuilds the saved model, not today's default: query_match
+    /// (added on by default after models had been saved without it) is off for a map
+    /// without it.
+    static PianoConfig from_saved_map(const std::map<std::string, std::string>& m) {
+        PianoConfig before_query_match;
+        before_query_match.query_match = false;
+        return from_map(m, before_query_match);
     }
 
     /// Starts from `base` and overrides every key present in `m`. Throws ConfigError for an
@@ -251,6 +266,7 @@ struct PianoConfig {
             else if (key == "listwise_loss") c.listwise_loss = parse_bool(key, value);
             else if (key == "candidate_attention") c.candidate_attention = parse_bool(key, value);
             else if (key == "history_match") c.history_match = parse_bool(key, value);
+            else if (key == "query_match") c.query_match = parse_bool(key, value);
             else if (key == "lambda") c.lambda = parse_double(key, value, 0.0, 1.0);
             else if (key == "weighting") {
                 if (value == "fixed") c.weighting = LossWeighting::fixed;

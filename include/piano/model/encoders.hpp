@@ -7,6 +7,7 @@
 //                                      an empty query is the learned `no_query` vector
 //   candidates(batch)     c   [ΣL, d]  Σ over fields of field embeddings (+ Linear(dense))
 //                                      (+ Linear(history match), when config.history_match)
+//                                      (+ Linear(query match), when config.query_match)
 //   history_keys(batch)   k   [ΣH, d]  QueryEnc(query_j), `no_query` when absent
 //   history_values(batch) v   [ΣH, d]  ItemEnc(item_j) + E_type[type_j] + E_gap[bucket(gap_j)]
 #pragma once
@@ -42,7 +43,8 @@ inline Index gap_bucket(std::int64_t gap, Index buckets) {
 
 /// Children: "terms", "items", "brands", "categories", "shops", "behaviors", "gaps"
 /// (Embedding), "query_proj" (Linear d->d), "dense" (Linear D->d, only when D > 0),
-/// "match" (Linear F->d over data::history_match, only when config.history_match);
+/// "match" (Linear F->d over data::history_match, only when config.history_match),
+/// "query_match" (Linear 6->d over Candidate::query_match, only when config.query_match);
 /// parameter "no_query" [1, d].
 template <typename T>
 class FeatureEncoder : public Module<T> {
@@ -64,6 +66,10 @@ public:
         }
         if (config.history_match) {
             match_ = this->register_module("match", std::make_shared<Linear<T>>(data::kHistoryMatchFeatures, d, rng));
+        }
+        if (config.query_match) {
+            query_match_ =
+                this->register_module("query_match", std::make_shared<Linear<T>>(data::kProductTextCount, d, rng));
         }
         no_query_ = this->register_parameter("no_query", Tensor<T>(init::normal<T>(1, d, rng, 0.1)));
     }
@@ -105,6 +111,17 @@ public:
             Matrix<T> match(batch.num_candidates(), data::kHistoryMatchFeatures);
             for (Index i = 0; i < match.size(); ++i) match.data()[i] = static_cast<T>(features[static_cast<std::size_t>(i)]);
             c = c + match_->forward(Tensor<T>(std::move(match)));
+        }
+        if (query_match_) {
+            if (batch.cand_query_match.size() != static_cast<std::size_t>(batch.num_candidates()) * data::kProductTextCount) {
+                throw ShapeError("FeatureEncoder: the batch has " + std::to_string(batch.cand_query_match.size()) +
+                                 " query-match values for " + std::to_string(batch.num_candidates()) +
+                                 " candidates, expected " + std::to_string(data::kProductTextCount) + " each");
+            }
+            Matrix<T> shares(batch.num_candidates(), data::kProductTextCount);
+            for (Index i = 0; i < shares.size(); ++i)
+                shares.data()[i] = static_cast<T>(batch.cand_query_match[static_cast<std::size_t>(i)]);
+            c = c + query_match_->forward(Tensor<T>(std::move(shares)));
         }
         return c;
     }
@@ -163,7 +180,7 @@ private:
 
     PianoConfig config_;
     std::shared_ptr<Embedding<T>> terms_, items_, brands_, categories_, shops_, behaviors_, gaps_;
-    std::shared_ptr<Linear<T>> query_proj_, dense_, match_;
+    std::shared_ptr<Linear<T>> query_proj_, dense_, match_, query_match_;
     Tensor<T> no_query_;
 };
 

@@ -78,6 +78,7 @@ inline data::Batch slice_batch(const data::Batch& batch, Index begin, Index end)
     if (!batch.first_stage_order.empty()) b.first_stage_order = cut(batch.first_stage_order, begin, end);
     b.dense_dim = batch.dense_dim;
     b.cand_dense = cut(batch.cand_dense, c0 * batch.dense_dim, c1 * batch.dense_dim);
+    b.cand_query_match = cut(batch.cand_query_match, c0 * data::kProductTextCount, c1 * data::kProductTextCount);
     // Labels may be absent at inference; they are cut only when there is one per candidate.
     if (static_cast<Index>(batch.click.size()) == n_cand) b.click = cut(batch.click, c0, c1);
     if (static_cast<Index>(batch.conv.size()) == n_cand) b.conv = cut(batch.conv, c0, c1);
