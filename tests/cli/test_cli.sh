@@ -9,14 +9,8 @@ set -euo pipefail
 piano=${1:?usage: test_cli.sh PATH/TO/piano [WORK_DIR [PATH/TO/serve]]}
 work=${2:-$(mktemp -d)}
 serve=${3:-}
-rm -rf "$work"
-mkdir -p "$work"
-failures=0
-
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/cli/common.sh
+. "$(dirname "$0")/common.sh"
 
 # expect CODE PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its
 # stderr matches PATTERN (a grep -E expression; empty for no check).
@@ -274,8 +268,4 @@ if [ -d "$sample" ]; then
   ! grep -q "^| first-stage |" "$work/out.txt" || fail "eval on the sample reported a first-stage ranker"
 fi
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all CLI checks passed"
+finish CLI

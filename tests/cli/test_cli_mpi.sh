@@ -10,13 +10,8 @@ set -euo pipefail
 piano=${1:?usage: test_cli_mpi.sh PATH/TO/piano PATH/TO/mpirun [WORK_DIR]}
 mpirun=${2:?usage: test_cli_mpi.sh PATH/TO/piano PATH/TO/mpirun [WORK_DIR]}
 work=${3:-$(mktemp -d)}
-rm -rf "$work"
-mkdir -p "$work"
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/cli/common.sh
+. "$(dirname "$0")/common.sh"
 # Two ranks on this machine, however many cores it has; a hung job fails after 120 s.
 ranks2=(timeout 120 "$mpirun" --oversubscribe -np 2)
 
@@ -70,8 +65,4 @@ grep -Eq "signal 9|non-zero exit" "$work/err.txt" || fail "mpirun did not report
 cmp -s "$work/ranks/best.ckpt" "$work/good.ckpt" || fail "a job with a dead rank changed the last checkpoint"
 "$piano" eval --data "$data" --model "$work/ranks" >/dev/null || fail "the failed jobs left a folder eval cannot read"
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all MPI CLI checks passed"
+finish "MPI CLI"
