@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: simulate a music-search world, train PIANO and every baseline on it with
 # `piano compare`, and write report/ (the metric table, training curves and QDIR's
-# attention as SVG). About 3.5 minutes on 2 free cores (194 s measured, 65 s of it the
-# build); docs/cli.md explains each step.
+# attention as SVG). About 3 minutes on 2 free cores (109 s measured with the CLI already
+# built, a build takes about 65 s more); docs/cli.md explains each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
