@@ -260,7 +260,9 @@ int main(int argc, char** argv) {
     // so results do not depend on the thread count. Only gemm_gflops turns it on.
     Eigen::setNbThreads(1);
 
-    const piano::PianoConfig config = piano::PianoConfig::reference();
+    // The twin (bench/torch_piano.py) is the paper's model, which has no query-match layer.
+    piano::PianoConfig config = piano::PianoConfig::reference();
+    config.query_match = false;
     std::mt19937_64 rng(2024);
     std::vector<data::Request> pool;
     const std::size_t serve_begin = kTrainBatches * kBatch;

@@ -63,6 +63,18 @@ PianoConfig micro_config() {
     return c;
 }
 
+// The multi-task loss of `model` on `batch` against finite differences, every parameter
+// (6 entries of each).
+piano::GradCheckResult whole_model_gradcheck(piano::Reranker<double>& model, const data::Batch& batch) {
+    auto loss = [&](const std::vector<Tensor<double>>&) {
+        const auto out = model.forward(batch);
+        return piano::multi_task_loss(out, batch, model.config(), model.loss_log_variances()).total;
+    };
+    piano::GradCheckOptions options;
+    options.max_entries_per_input = 6;
+    return piano::check_gradients(loss, model.parameters(), options);
+}
+
 }  // namespace
 
 TEST_CASE("every model maps a ragged batch to logits of the right shapes", "[model]") {
@@ -151,13 +163,7 @@ TEST_CASE("PIANO with candidate attention: its gradient matches finite differenc
     for (const auto& [name, p] : model->named_parameters())
         has_target_attention = has_target_attention || name.rfind("target_attention.", 0) == 0;
     CHECK(has_target_attention);
-    auto loss = [&](const std::vector<Tensor<double>>&) {
-        const auto out = model->forward(batch);
-        return piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total;
-    };
-    piano::GradCheckOptions options;
-    options.max_entries_per_input = 6;
-    const auto result = piano::check_gradients(loss, model->parameters(), options);
+    const auto result = whole_model_gradcheck(*model, batch);
     INFO(result.message);
     CHECK(result.ok);
     PianoConfig without = config;
@@ -203,13 +209,7 @@ TEST_CASE("history_match and query_match: every model reads them, and PIANO's gr
             CHECK((scores - model->forward(batch).ctr_logit.value()).norm() > 1e-6);
         }
         auto model = piano::make_model<double>("piano", config);
-        auto loss = [&](const std::vector<Tensor<double>>&) {
-            const auto out = model->forward(batch);
-            return piano::multi_task_loss(out, batch, model->config(), model->loss_log_variances()).total;
-        };
-        piano::GradCheckOptions options;
-        options.max_entries_per_input = 6;
-        const auto result = piano::check_gradients(loss, model->parameters(), options);
+        const auto result = whole_model_gradcheck(*model, batch);
         INFO(result.message);
         CHECK(result.ok);
     }
