@@ -8,7 +8,7 @@
 // each item field k (item, brand, the four category levels, shop; ItemFields order):
 //
 //   share_k(i)      = |{j : f_k(h_j) = f_k(i)}| / H                 the history's share that matches
-//   relative_k(i)   = share_k(i) / max_v |{j : f_k(h_j) = v}| / H  against the user's most frequent value
+//   relative_k(i)   = |{j : f_k(h_j) = f_k(i)}| / max_v |{j : f_k(h_j) = v}|   against the user's most frequent value
 //   conversion_k(i) = |{j : h_j a purchase, f_k(h_j) = f_k(i)}| / |{j : h_j a purchase}|
 //
 // Each is 0 without history (or without purchases), and the unknown row matches nothing:
@@ -17,7 +17,7 @@
 // them exactly as training did.
 //
 // Layout: [ΣL, kHistoryMatchFeatures] row-major, feature 3k + m for field k and measure m
-// (share, relative, conversion); kHistoryMatchNames names them in that order.
+// (share, relative, conversion); history_match_names() names them in that order.
 #pragma once
 
 #include <algorithm>

@@ -101,27 +101,14 @@ public:
             throw ShapeError("FeatureEncoder: the batch has " + std::to_string(batch.dense_dim) +
                              " dense features, the model " + std::to_string(config_.dense_features));
         }
-        if (dense_) {
-            Matrix<T> dense(batch.num_candidates(), batch.dense_dim);
-            for (Index i = 0; i < dense.size(); ++i) dense.data()[i] = static_cast<T>(batch.cand_dense[static_cast<std::size_t>(i)]);
-            c = c + dense_->forward(Tensor<T>(std::move(dense)));
-        }
+        if (dense_) c = c + dense_->forward(per_candidate(batch.cand_dense, batch, batch.dense_dim, "dense"));
         if (match_) {
-            const std::vector<float> features = data::history_match(batch);
-            Matrix<T> match(batch.num_candidates(), data::kHistoryMatchFeatures);
-            for (Index i = 0; i < match.size(); ++i) match.data()[i] = static_cast<T>(features[static_cast<std::size_t>(i)]);
-            c = c + match_->forward(Tensor<T>(std::move(match)));
+            c = c + match_->forward(
+                        per_candidate(data::history_match(batch), batch, data::kHistoryMatchFeatures, "history-match"));
         }
         if (query_match_) {
-            if (batch.cand_query_match.size() != static_cast<std::size_t>(batch.num_candidates()) * data::kProductTextCount) {
-                throw ShapeError("FeatureEncoder: the batch has " + std::to_string(batch.cand_query_match.size()) +
-                                 " query-match values for " + std::to_string(batch.num_candidates()) +
-                                 " candidates, expected " + std::to_string(data::kProductTextCount) + " each");
-            }
-            Matrix<T> shares(batch.num_candidates(), data::kProductTextCount);
-            for (Index i = 0; i < shares.size(); ++i)
-                shares.data()[i] = static_cast<T>(batch.cand_query_match[static_cast<std::size_t>(i)]);
-            c = c + query_match_->forward(Tensor<T>(std::move(shares)));
+            c = c + query_match_->forward(
+                        per_candidate(batch.cand_query_match, batch, data::kProductTextCount, "query-match"));
         }
         return c;
     }
@@ -143,6 +130,21 @@ public:
     const Tensor<T>& no_query() const { return no_query_; }
 
 private:
+    // A row-major [ΣL, width] block of per-candidate input values as a constant tensor.
+    // ShapeError unless `values` holds `width` of them for every candidate of `batch`.
+    static Tensor<T> per_candidate(const std::vector<float>& values, const data::Batch& batch, Index width,
+                                   const char* what) {
+        const Index n = batch.num_candidates();
+        if (values.size() != static_cast<std::size_t>(n * width)) {
+            throw ShapeError(std::string("FeatureEncoder: the batch has ") + std::to_string(values.size()) + " " + what +
+                             " values for " + std::to_string(n) + " candidates, expected " + std::to_string(width) +
+                             " each");
+        }
+        Matrix<T> m(n, width);
+        for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(values[static_cast<std::size_t>(i)]);
+        return Tensor<T>(std::move(m));
+    }
+
     // Masked mean of term embeddings per segment, projected; segments without terms get
     // no_query instead:  out = has ⊙ Linear(mean) + (1 - has) ⊙ no_query.
     Tensor<T> encode_queries(const std::vector<Index>& terms, const std::vector<Index>& offsets,
