@@ -301,8 +301,10 @@ int main(int argc, char** argv) {
         else if (only == "infer") fn = infer_one;
         else if (only == "batch") fn = infer_batch;
         else return usage(argv[0]);
-        fn();
-        for (int i = 0; i < iters; ++i) fn();
+        piano::detail::with_thread_team([&] {
+            fn();
+            for (int i = 0; i < iters; ++i) fn();
+        });
         std::printf("iterations=%d\n", iters);
         return 0;
     }
@@ -344,7 +346,9 @@ int main(int argc, char** argv) {
         return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos;
     };
     if (wanted("train")) {
-        const double s = median_seconds_per_call(train_step, 5, seconds);
+        // As train() runs its epochs: one team of threads for all the steps.
+        double s = 0;
+        piano::detail::with_thread_team([&] { s = median_seconds_per_call(train_step, 5, seconds); });
         train_rate = static_cast<double>(kBatch) / s;
         std::printf("train_lists_per_s=%.1f\n", train_rate);
         std::printf("train_allocs_per_step=%.0f\n", allocations_per_call(train_step));

@@ -1,5 +1,6 @@
 // Determinism: a PIANO training step (forward, losses, backward, lazy Adam) and rerank
-// give the same bits twice with the same seed, and with 1 and with 2 OpenMP threads, for
+// give the same bits twice with the same seed, and with 1 and with 2 OpenMP threads (a
+// region per loop, and one team for the steps as train() runs them), for
 // the tiny and the reference configuration. Built without OpenMP, the thread comparison
 // cannot run: the test says so with a warning instead of passing it silently.
 #include <catch2/catch.hpp>
@@ -60,8 +61,9 @@ struct RunResult {
 };
 
 // Two training steps on one batch of `n` requests and a rerank of it, with `threads`
-// threads, from config.seed. Dropout is on, so its masks must repeat too.
-RunResult run(const piano::PianoConfig& config, std::size_t n, int threads) {
+// threads, from config.seed. Dropout is on, so its masks must repeat too. With `team`, the
+// steps run in one with_thread_team scope, as train() runs an epoch.
+RunResult run(const piano::PianoConfig& config, std::size_t n, int threads, bool team = false) {
     RunResult result;
 #ifdef _OPENMP
     const int before = omp_get_max_threads();
@@ -76,12 +78,19 @@ RunResult run(const piano::PianoConfig& config, std::size_t n, int threads) {
     piano::AdamOptions options;
     options.sparse_mode = piano::SparseMode::lazy;
     piano::Adam<float> adam(model.named_parameters(), options);
-    for (int step = 0; step < 2; ++step) {
-        auto out = model.forward(batch);
-        auto loss = piano::multi_task_loss(out, batch, config, model.loss_log_variances());
-        loss.total.backward();
-        adam.step();
-        adam.zero_grad();
+    const auto steps = [&] {
+        for (int step = 0; step < 2; ++step) {
+            auto out = model.forward(batch);
+            auto loss = piano::multi_task_loss(out, batch, config, model.loss_log_variances());
+            loss.total.backward();
+            adam.step();
+            adam.zero_grad();
+        }
+    };
+    if (team) {
+        piano::detail::with_thread_team(steps);
+    } else {
+        steps();
     }
     for (const auto& [name, p] : model.named_parameters()) {
         for (piano::Index k = 0; k < p.size(); ++k) result.values.push_back(p.value().data()[k]);
@@ -135,6 +144,8 @@ TEST_CASE("training steps and rerank give the same bits twice, and with 1 and 2 
             const threads_test::RunResult two = threads_test::run(preset.config, preset.requests, 2);
             REQUIRE(two.threads == 2);
             CHECK(threads_test::differences(first.values, two.values) == 0);
+            const threads_test::RunResult two_in_team = threads_test::run(preset.config, preset.requests, 2, true);
+            CHECK(threads_test::differences(first.values, two_in_team.values) == 0);
 #else
             WARN("built without OpenMP: the 1-vs-2-thread comparison of " << preset.name << " was not run");
 #endif

@@ -7,6 +7,10 @@
 // order whichever thread runs it. Threads then only decide *who* computes a piece, so 1
 // and 8 threads give bit-identical results.
 //
+// A training step runs some 200 such loops. Opening an OpenMP region for each wakes the
+// waiting threads each time; train() instead keeps one team of threads up for a whole
+// epoch (with_thread_team), and the loops inside hand their pieces to it.
+//
 // Eigen parallelises large products by itself, splitting them by the thread count (and
 // changing its blocking with it), which would break the rule; piano switches that off
 // (keep_eigen_serial below).
@@ -15,6 +19,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -39,9 +51,21 @@ inline constexpr double kParallelMinWork = 32768;
 /// depends on how many threads there are.
 inline constexpr Index kRowBlock = 64;
 
-/// The number of threads a parallel region here would use (1 without OpenMP).
+#ifdef _OPENMP
+class ThreadTeam;
+/// The team whose master this thread is, while it runs with_thread_team's scope and is not
+/// inside one of the team's pieces; null otherwise.
+inline ThreadTeam*& active_team() {
+    thread_local ThreadTeam* team = nullptr;
+    return team;
+}
+inline int team_size(const ThreadTeam& team);
+#endif
+
+/// The number of threads a parallel loop here would use (1 without OpenMP).
 inline int max_threads() {
 #ifdef _OPENMP
+    if (const ThreadTeam* team = active_team()) return team_size(*team);
     return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
     return 1;
@@ -95,6 +119,181 @@ __attribute__((noinline)) void run_profiled_piece(F& body, Index k) {
 }
 #endif
 
+#ifdef _OPENMP
+/// How long a thread of a ThreadTeam waits for the next loop by spinning before it sleeps.
+/// OMP_WAIT_POLICY is honoured as OpenMP defines it: "passive" never spins, "active" always
+/// does; otherwise a waiting thread spins for kTeamSpin, enough to bridge the serial code
+/// between the loops of a training step on an idle machine, short enough that on a busy one
+/// a spinning thread soon gives its core back.
+inline constexpr std::chrono::microseconds kTeamSpin{200};
+inline std::chrono::microseconds team_spin_budget() {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    if (policy && (std::strcmp(policy, "passive") == 0 || std::strcmp(policy, "PASSIVE") == 0))
+        return std::chrono::microseconds{0};
+    if (policy && (std::strcmp(policy, "active") == 0 || std::strcmp(policy, "ACTIVE") == 0))
+        return std::chrono::hours(24);  // "always": longer than any wait here
+    return kTeamSpin;
+}
+
+/// One turn of a spin-wait: tells the CPU this is a wait loop (x86 `pause`).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+/// The threads of one OpenMP parallel region, kept for a whole scope (with_thread_team):
+/// the master runs the scope's code, and each parallel_for it reaches hands its pieces to
+/// the team instead of opening a region of its own. A training step runs some 200 loops;
+/// opening a region for each wakes the sleeping threads each time (tens of microseconds on
+/// a virtual machine), which held two threads to 1.2x one.
+///
+/// Per loop (a "job"): the master writes the job, then bumps `generation_`; every worker
+/// that sees the new generation takes pieces from `next_` until none are left, then checks
+/// in. The master takes pieces too and returns once every worker has checked in, so a job
+/// is never rewritten while a worker reads it. Which thread runs a piece does not matter:
+/// pieces write disjoint memory, so the results are the same bits for any team size.
+class ThreadTeam {
+public:
+    explicit ThreadTeam(std::chrono::microseconds spin) : spin_(spin) {}
+
+    int size() const { return workers_ + 1; }
+    /// On the master, before the first job.
+    void set_workers(int workers) { workers_ = workers; }
+
+    /// On the master: body(k) for k in [0, count) over the team.
+    template <typename F>
+    void run(Index count, F& body) {
+        invoke_ = [](void* b, Index k) { (*static_cast<F*>(b))(k); };
+        body_ = &body;
+        count_ = count;
+        next_.store(0, std::memory_order_relaxed);
+        checked_in_.store(0, std::memory_order_relaxed);
+        publish();
+        active_team() = nullptr;  // a loop inside a piece runs on the piece's thread
+        take_pieces();
+        active_team() = this;
+        wait_until([this] { return checked_in_.load(std::memory_order_acquire) == workers_; }, false);
+    }
+
+    /// On the master, when the scope is over: every worker leaves serve().
+    void dismiss() {
+        dismissed_ = true;
+        publish();
+    }
+
+    /// On every thread but the master: runs jobs until dismissed.
+    void serve() {
+        unsigned seen = 0;
+        for (;;) {
+            wait_until([&] { return generation_.load() != seen; }, true);
+            seen = generation_.load(std::memory_order_acquire);
+            if (dismissed_) return;
+            take_pieces();
+            checked_in_.fetch_add(1, std::memory_order_release);
+        }
+    }
+
+private:
+    void take_pieces() {
+        for (Index k = next_.fetch_add(1, std::memory_order_relaxed); k < count_;
+             k = next_.fetch_add(1, std::memory_order_relaxed)) {
+            invoke_(body_, k);
+        }
+    }
+
+    // generation_ and sleepers_ are sequentially consistent: a worker going to sleep either
+    // sees the new generation or is seen, and woken, by the master.
+    void publish() {
+        generation_.fetch_add(1);
+        if (sleepers_.load() > 0) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            wake_.notify_all();
+        }
+    }
+
+    /// Spins on ready() for the budget, then sleeps until woken (a worker waiting for a
+    /// job) or yields its core between checks (the master waiting for check-ins, which
+    /// come as soon as the workers finish their last piece).
+    template <typename Ready>
+    void wait_until(Ready&& ready, bool sleep) {
+        using Clock = std::chrono::steady_clock;
+        const auto start = Clock::now();
+        for (long tries = 0; !ready(); ++tries) {
+            if (tries % 64 != 63 || Clock::now() - start < spin_) {
+                cpu_relax();
+            } else if (sleep) {
+                std::unique_lock<std::mutex> lock(mutex_);
+                sleepers_.fetch_add(1);
+                wake_.wait(lock, ready);
+                sleepers_.fetch_sub(1);
+                return;
+            } else {
+                std::this_thread::yield();
+            }
+        }
+    }
+
+    const std::chrono::microseconds spin_;
+    int workers_ = 0;
+    // The current job: written by the master before publish(), read by workers after.
+    void (*invoke_)(void*, Index) = nullptr;
+    void* body_ = nullptr;
+    Index count_ = 0;
+    bool dismissed_ = false;
+    // Each counter on its own cache line: workers spin on generation_ while pieces are taken.
+    alignas(64) std::atomic<Index> next_{0};
+    alignas(64) std::atomic<int> checked_in_{0};
+    alignas(64) std::atomic<unsigned> generation_{0};
+    alignas(64) std::atomic<int> sleepers_{0};
+    std::mutex mutex_;
+    std::condition_variable wake_;
+};
+
+inline int team_size(const ThreadTeam& team) { return team.size(); }
+#endif
+
+/// Runs scope() with the threads OpenMP would give a parallel region, kept up for all of
+/// it: every parallel_for that scope() reaches on this thread spreads its pieces over them,
+/// one region for the whole scope instead of one per loop. Results are the same bits as
+/// without it. An exception from scope() reaches the caller after the threads have stopped.
+/// Nested, inside another parallel region, on one thread or without OpenMP, it just calls
+/// scope().
+template <typename F>
+void with_thread_team(F&& scope) {
+#ifdef _OPENMP
+    const int threads = max_threads();
+    if (threads <= 1 || active_team() != nullptr) {
+        scope();
+        return;
+    }
+    ThreadTeam team(team_spin_budget());
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+    {
+        // Workers read nothing of the team but its jobs, published after the count is set.
+        if (omp_get_thread_num() == 0) {
+            team.set_workers(omp_get_num_threads() - 1);
+            active_team() = &team;
+            try {
+                scope();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            active_team() = nullptr;
+            team.dismiss();
+        } else {
+            team.serve();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+#else
+    scope();
+#endif
+}
+
 /// body(k) for every k in [0, count), spread over the threads when there is more than one
 /// piece and `work` (the total, in multiply-adds) is large enough. Pieces must write
 /// disjoint memory and must not throw.
@@ -130,6 +329,10 @@ void parallel_for(Index count, double work, F&& body) {
     }
 #endif
 #ifdef _OPENMP
+    if (ThreadTeam* team = active_team(); team && work >= kParallelMinWork && count > 1) {
+        team->run(count, body);
+        return;
+    }
     if (work >= kParallelMinWork && count > 1 && max_threads() > 1) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (Index k = 0; k < count; ++k) body(k);

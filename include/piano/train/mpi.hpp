@@ -47,7 +47,7 @@
 
 namespace piano::mpi {
 
-/// MPI_Init in the constructor (unless MPI is already initialised), MPI_Finalize in the
+/// MPI_Init_thread (funneled) in the constructor (unless MPI is already initialised), MPI_Finalize in the
 /// destructor (when this Session initialised it).
 class Session {
 public:
@@ -55,7 +55,10 @@ public:
         int initialised = 0;
         MPI_Initialized(&initialised);
         if (!initialised) {
-            MPI_Init(argc, argv);
+            // Funneled: train() calls MPI from the thread that called it, which may be the
+            // master of an OpenMP team (piano/core/parallel.hpp, with_thread_team).
+            int provided = 0;
+            MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
             owner_ = true;
         }
     }

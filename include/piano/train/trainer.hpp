@@ -364,54 +364,58 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
         double loss_sum = 0.0, term_sum[4] = {0.0, 0.0, 0.0, 0.0};
         long batches = 0;
         data::Batch batch;
-        while (batcher.next(batch)) {
-            const long step = optimizer->steps_taken();
-            const std::string where = "step " + std::to_string(step + 1) + " (epoch " + std::to_string(epoch) + ")";
-            const auto check_loss = [&where](const StepLoss& loss) {
-                for (int k = 0; k < 4; ++k) {
-                    if (loss.present[k] && !std::isfinite(loss.terms[k])) {
-                        throw TrainingError(where + ": loss term '" + LossBreakdown<T>::kNames[k] + "' is " +
-                                            dt::non_finite_name(loss.terms[k]));
+        // One team of threads for the whole epoch (core/parallel.hpp): the ~200 parallel
+        // loops of each step share it instead of each waking the threads again.
+        detail::with_thread_team([&] {
+            while (batcher.next(batch)) {
+                const long step = optimizer->steps_taken();
+                const std::string where = "step " + std::to_string(step + 1) + " (epoch " + std::to_string(epoch) + ")";
+                const auto check_loss = [&where](const StepLoss& loss) {
+                    for (int k = 0; k < 4; ++k) {
+                        if (loss.present[k] && !std::isfinite(loss.terms[k])) {
+                            throw TrainingError(where + ": loss term '" + LossBreakdown<T>::kNames[k] + "' is " +
+                                                dt::non_finite_name(loss.terms[k]));
+                        }
                     }
+                    if (!std::isfinite(loss.total))
+                        throw TrainingError(where + ": the total loss is " + dt::non_finite_name(loss.total));
+                };
+                StepLoss loss;
+                // In a group, a rank whose part of the last batch is empty adds nothing but
+                // still takes part in the sums; the checks wait for the sums, so that every rank
+                // throws together.
+                if (batch.size() > 0) {
+                    const ModelOutputs<T> out = model.forward(batch);
+                    LossBreakdown<T> terms =
+                        multi_task_loss(out, batch, model.config(), model.loss_log_variances(),
+                                        group ? loss_share(batcher.whole_batch(), batch, group->rank() == 0) : LossShare{});
+                    loss.total = static_cast<double>(terms.total.item());
+                    std::copy(terms.present, terms.present + 4, loss.present);
+                    std::copy(terms.terms, terms.terms + 4, loss.terms);
+                    if (!group) check_loss(loss);
+                    terms.total.backward();
                 }
-                if (!std::isfinite(loss.total))
-                    throw TrainingError(where + ": the total loss is " + dt::non_finite_name(loss.total));
-            };
-            StepLoss loss;
-            // In a group, a rank whose part of the last batch is empty adds nothing but
-            // still takes part in the sums; the checks wait for the sums, so that every rank
-            // throws together.
-            if (batch.size() > 0) {
-                const ModelOutputs<T> out = model.forward(batch);
-                LossBreakdown<T> terms =
-                    multi_task_loss(out, batch, model.config(), model.loss_log_variances(),
-                                    group ? loss_share(batcher.whole_batch(), batch, group->rank() == 0) : LossShare{});
-                loss.total = static_cast<double>(terms.total.item());
-                std::copy(terms.present, terms.present + 4, loss.present);
-                std::copy(terms.terms, terms.terms + 4, loss.terms);
-                if (!group) check_loss(loss);
-                terms.total.backward();
-            }
-            if (group) {
-                group->sum_step(optimizer->parameters(), loss, step);
-                check_loss(loss);
-            }
-            const double total = loss.total;
-            const double norm = clip_grad_norm(parameters, clip);
-            if (!std::isfinite(norm)) {
-                throw TrainingError(where + ": the gradient norm is " + dt::non_finite_name(norm) +
-                                    " although the loss is finite (" + dt::fixed(total, 6, "") + ")");
-            }
-            optimizer->set_learning_rate(lr_at(step));
-            optimizer->step();
-            optimizer->zero_grad();
+                if (group) {
+                    group->sum_step(optimizer->parameters(), loss, step);
+                    check_loss(loss);
+                }
+                const double total = loss.total;
+                const double norm = clip_grad_norm(parameters, clip);
+                if (!std::isfinite(norm)) {
+                    throw TrainingError(where + ": the gradient norm is " + dt::non_finite_name(norm) +
+                                        " although the loss is finite (" + dt::fixed(total, 6, "") + ")");
+                }
+                optimizer->set_learning_rate(lr_at(step));
+                optimizer->step();
+                optimizer->zero_grad();
 
-            ++batches;
-            loss_sum += total;
-            for (int k = 0; k < 4; ++k) term_sum[k] += loss.present[k] ? loss.terms[k] : EpochRecord::nan;
-            progress.step(static_cast<std::size_t>(batches), batch.requests.size(),
-                          loss_sum / static_cast<double>(batches));
-        }
+                ++batches;
+                loss_sum += total;
+                for (int k = 0; k < 4; ++k) term_sum[k] += loss.present[k] ? loss.terms[k] : EpochRecord::nan;
+                progress.step(static_cast<std::size_t>(batches), batch.requests.size(),
+                              loss_sum / static_cast<double>(batches));
+            }
+        });
         record.steps = optimizer->steps_taken();
         record.train_loss = loss_sum / static_cast<double>(batches);
         for (int k = 0; k < 4; ++k) record.terms[k] = term_sum[k] / static_cast<double>(batches);
