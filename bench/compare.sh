@@ -28,12 +28,10 @@ REPEAT=${REPEAT:-2}
 CURVES=${CURVES:-1}
 CURVES_OUT=${CURVES_OUT:-$BUILD_DIR/cost-curves}
 SECONDS_PER=${1:-2}
-# Both systems use GCC's OpenMP runtime. Its default makes a thread that finishes a parallel
-# loop early spin; on a machine other jobs share, that spinning takes the core the late
-# thread needs, and piano's ~200 loops per training step ran 20-100x slower at 2 threads
-# (docs/training.md, "Determinism"). Passive waiting, for both systems alike, unless set.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-
+# Both systems use GCC's OpenMP runtime, with its default wait policy unless
+# OMP_WAIT_POLICY is set (the team of threads piano trains with spins at most 200 us between
+# loops, then sleeps: core/parallel.hpp). On a machine other jobs share, set
+# OMP_WAIT_POLICY=passive for both (docs/training.md, "Determinism").
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   echo "compare.sh: $PYTHON cannot import torch; install python3-torch and libopenblas0-pthread (see README)" >&2
   exit 1
@@ -52,7 +50,7 @@ fi
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (the runtime's default)}"
 rep=1
 while [ "$rep" -le "$REPEAT" ]; do
   for t in $THREADS; do

@@ -87,6 +87,7 @@ CommandSpec compare_spec() {
                      "simulator's true user model (docs/metrics.md, \"Online evaluation\"). Outputs (in --out):\n"
                      "  compare.csv     the offline table (model,auc_ctr,...,list_auc_cvr), rewritten as models finish\n"
                      "  online.csv      the online table (simulated data only)\n"
+                     "  head_to_head.csv  PIANO's lift minus each other model's, 95% paired intervals (simulated data)\n"
                      "  compare.md      the online table (simulated data) and the offline table in Markdown\n"
                      "  settings.txt    the options and data sizes of the run\n"
                      "  config.txt      the run's model and training keys: --config config.txt repeats it\n"
@@ -231,11 +232,20 @@ int run_compare(const Args& args) {
         for (std::size_t k = 0; k < models.size(); ++k) orders.emplace_back(models[k], outcomes[k].orders);
         const std::vector<piano::metrics::OnlineRow> online = piano::metrics::online_table(*evaluator, orders);
         write_text(out / "online.csv", piano::metrics::online_csv(online));
+        std::string head_to_head;
+        if (orders.size() > 1 && std::any_of(orders.begin(), orders.end(), [](const auto& o) { return o.first == "piano"; })) {
+            const auto differences = piano::metrics::head_to_head(*evaluator, "piano", orders);
+            write_text(out / "head_to_head.csv", piano::metrics::online_difference_csv(differences));
+            head_to_head = "\nPIANO against each model (its lift minus theirs, in points of the first stage's value; "
+                           "95% paired bootstrap intervals: one that holds 0 is within chance):\n\n" +
+                           piano::metrics::online_difference_markdown(differences);
+        }
         markdown = "Online, under the simulator's " +
                    std::string(piano::data::ClickModel::name(evaluator->click_model().kind)) +
                    " click model (expected per test request; 95% paired bootstrap intervals; lift against "
                    "the first stage):\n\n" +
-                   piano::metrics::online_markdown(online) + "\nOffline, on the logged labels:\n\n" + markdown;
+                   piano::metrics::online_markdown(online) + head_to_head + "\nOffline, on the logged labels:\n\n" +
+                   markdown;
     }
     write_text(out / "compare.md", markdown);
     std::cout << "\n" << markdown << "\nwrote " << (out / "compare.csv").string() << '\n';

@@ -118,6 +118,10 @@ header="model,auc_ctr,auc_ctcvr,auc_cvr,gauc_ctr,ndcg@5,ndcg@10,map@10,clicks@10
 rows=$(tail -n +2 "$work/compare/compare.csv" | cut -d, -f1 | tr '\n' ' ')
 [ "$rows" = "first-stage dnn piano oracle " ] || fail "compare.csv rows: '$rows'"
 [ -s "$work/compare/piano/train_log.csv" ] || fail "compare wrote no piano/train_log.csv"
+# PIANO head to head with each other model (simulated data): one row, against dnn.
+pairs=$(tail -n +2 "$work/compare/head_to_head.csv" | cut -d, -f1,2 | tr '\n' ' ')
+[ "$pairs" = "piano,dnn " ] || fail "head_to_head.csv rows: '$pairs'"
+grep -q "^| piano | dnn | " "$work/compare/compare.md" || fail "compare.md has no head-to-head row"
 # Training models side by side must not change them.
 expect 0 "" -- "$piano" compare --data "$data" --out "$work/compare1" --models dnn,piano --jobs 1 "${tiny[@]}"
 cmp -s "$work/compare/compare.csv" "$work/compare1/compare.csv" || fail "compare --jobs 2 and --jobs 1 differ"

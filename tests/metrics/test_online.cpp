@@ -3,6 +3,7 @@
 // logged clicks agreeing with the click model it wrote.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <numeric>
 #include <vector>
@@ -106,6 +107,58 @@ TEST_CASE("online: the evaluator values orders, its oracles and a paired bootstr
 
     CHECK_THROWS_AS(ev.value({{0, 1, 1}, {0, 1}}), piano::ShapeError);  // not a permutation
     CHECK_THROWS_AS(ev.value({{0, 1, 2}}), piano::ShapeError);          // one order for two requests
+}
+
+TEST_CASE("online: two orders head to head, the difference of their lifts with a paired interval", "[metrics][online]") {
+    std::vector<piano::data::OnlineTruthRow> truth{{0, kAttraction, kConversion},
+                                                   {1, {0.1, 0.9}, {0.9, 0.1}}};
+    const piano::metrics::OnlineEvaluator ev(ClickModel{}, truth);
+    const auto first = ev.value(ev.first_stage_orders());
+    const auto by_attraction = ev.value(ev.attraction_oracle_orders());
+    const auto by_conversion = ev.value(ev.conversion_oracle_orders());
+
+    const auto d = ev.difference("attraction", by_attraction, "conversion", by_conversion, first, 200, 7);
+    CHECK(d.name == "attraction");
+    CHECK(d.against == "conversion");
+    const double sum_first = first[0].clicks + first[1].clicks;
+    CHECK(d.lift_difference[0].value ==
+          Approx((by_attraction[0].clicks + by_attraction[1].clicks - by_conversion[0].clicks - by_conversion[1].clicks) /
+                 sum_first));
+    CHECK(d.lift_difference[1].value ==
+          Approx((by_attraction[0].conversions + by_attraction[1].conversions - by_conversion[0].conversions -
+                  by_conversion[1].conversions) /
+                 (first[0].conversions + first[1].conversions)));
+    // Against the reference itself the difference is the lift, resample by resample.
+    const auto lift = ev.summarize("attraction", by_attraction, first, 200, 7).lift[0];
+    const auto against_first = ev.difference("attraction", by_attraction, "first", first, first, 200, 7).lift_difference[0];
+    CHECK(against_first.value == Approx(lift.value));
+    CHECK(against_first.low == Approx(lift.low));
+    CHECK(against_first.high == Approx(lift.high));
+    // More clicks on every request: the whole interval is above 0. Against itself: exactly 0.
+    REQUIRE(by_attraction[0].clicks > first[0].clicks);
+    REQUIRE(by_attraction[1].clicks > first[1].clicks);
+    CHECK(against_first.low > 0.0);
+    const auto same = ev.difference("a", by_attraction, "b", by_attraction, first, 200, 7).lift_difference[0];
+    CHECK(same.low == 0.0);
+    CHECK(same.high == 0.0);
+    CHECK_THROWS_AS(ev.difference("a", by_attraction, "b", {by_attraction[0]}, first), piano::ShapeError);
+
+    // head_to_head: one named order against each other one, in order.
+    const std::vector<std::pair<std::string, std::vector<std::vector<std::size_t>>>> orders{
+        {"first", ev.first_stage_orders()}, {"attraction", ev.attraction_oracle_orders()},
+        {"conversion", ev.conversion_oracle_orders()}};
+    const auto rows = piano::metrics::head_to_head(ev, "attraction", orders, 200, 7);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].against == "first");
+    CHECK(rows[1].against == "conversion");
+    CHECK(rows[1].lift_difference[0].value == Approx(d.lift_difference[0].value));
+    CHECK(rows[1].lift_difference[0].low == Approx(d.lift_difference[0].low));
+    CHECK_THROWS_AS(piano::metrics::head_to_head(ev, "nobody", orders), piano::ConfigError);
+    const std::string md = piano::metrics::online_difference_markdown(rows);
+    CHECK(md.find("| attraction | conversion | ") != std::string::npos);
+    const std::string csv = piano::metrics::online_difference_csv(rows);
+    CHECK(csv.rfind("order,against,lift_difference_clicks,lift_difference_clicks_low,lift_difference_clicks_high,", 0) == 0);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);
 }
 
 TEST_CASE("online: the simulator's logged clicks follow the click model it writes", "[metrics][online][simulator]") {

@@ -19,6 +19,12 @@
 // clicks under PBM) and by true a_i c_i (the most conversions under both click models).
 // `gap closed` = (order - first stage) / (oracle - first stage), clicks against the
 // attraction oracle and conversions against the conversion oracle.
+//
+// Two orders against each other ("head to head"): the difference of their lifts,
+//   (mean_order - mean_other) / mean_reference,
+// in points of the reference's value, with its 95% paired bootstrap interval (both orders
+// and the reference on the same resampled requests). An interval that holds 0 is a
+// difference this test set cannot tell from chance.
 #pragma once
 
 #include <algorithm>
@@ -67,6 +73,13 @@ struct OnlineRow {
     Interval lift[4];
     double gap_closed_clicks = std::numeric_limits<double>::quiet_NaN();
     double gap_closed_conversions = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// One order against another on the same requests: per measure (kOnlineMeasures order) the
+/// difference of their lifts over the reference order, with its paired interval.
+struct OnlineDifference {
+    std::string name, against;
+    Interval lift_difference[4];
 };
 
 /// Values orders of the test requests under a click model and their true probabilities.
@@ -127,44 +140,57 @@ public:
     OnlineRow summarize(const std::string& name, const std::vector<data::ListOutcome>& values,
                         const std::vector<data::ListOutcome>& reference, std::size_t samples = 1000,
                         std::uint64_t seed = 1) const {
-        if (values.size() != reference.size() || values.empty())
-            throw ShapeError("OnlineEvaluator::summarize: " + std::to_string(values.size()) + " values and " +
-                             std::to_string(reference.size()) + " reference values (need the same number, >= 1)");
-        const std::size_t n = values.size();
+        check_paired("summarize", values, reference);
         OnlineRow row;
         row.name = name;
-        std::vector<std::vector<double>> boot_mean(4), boot_lift(4);
-        auto accumulate = [&](const std::vector<std::size_t>* picks, double* mean, double* lift) {
-            for (int m = 0; m < 4; ++m) {
-                const auto field = kOnlineMeasures[m].field;
-                double a = 0.0, b = 0.0;
-                for (std::size_t j = 0; j < n; ++j) {
-                    const std::size_t k = picks ? (*picks)[j] : j;
-                    a += values[k].*field;
-                    b += reference[k].*field;
-                }
-                mean[m] = a / static_cast<double>(n);
-                lift[m] = b > 0.0 ? a / b - 1.0 : std::numeric_limits<double>::quiet_NaN();
-            }
+        // Per measure: the sums of the order's and the reference's values over the requests
+        // picked (all of them, or a resample), then the mean and the lift.
+        const auto mean_and_lift = [&](const std::vector<std::size_t>* picks, int m) {
+            const double a = sum(values, m, picks), b = sum(reference, m, picks);
+            const double lift = b > 0.0 ? a / b - 1.0 : std::numeric_limits<double>::quiet_NaN();
+            return std::pair<double, double>{a / static_cast<double>(values.size()), lift};
         };
-        double mean[4], lift[4];
-        accumulate(nullptr, mean, lift);
-        std::mt19937_64 rng = data::seeded_generator(seed, 0);
-        std::vector<std::size_t> picks(n);
-        for (std::size_t s = 0; s < samples; ++s) {
-            for (std::size_t& p : picks) p = static_cast<std::size_t>(data::uniform_below(rng, n));
-            double bm[4], bl[4];
-            accumulate(&picks, bm, bl);
+        std::vector<std::vector<double>> boot_mean(4), boot_lift(4);
+        bootstrap(values.size(), samples, seed, [&](const std::vector<std::size_t>& picks) {
             for (int m = 0; m < 4; ++m) {
-                boot_mean[m].push_back(bm[m]);
-                boot_lift[m].push_back(bl[m]);
+                const auto [mean, lift] = mean_and_lift(&picks, m);
+                boot_mean[m].push_back(mean);
+                boot_lift[m].push_back(lift);
             }
-        }
+        });
         for (int m = 0; m < 4; ++m) {
-            row.mean[m] = {mean[m], percentile(boot_mean[m], 0.025), percentile(boot_mean[m], 0.975)};
-            row.lift[m] = {lift[m], percentile(boot_lift[m], 0.025), percentile(boot_lift[m], 0.975)};
+            const auto [mean, lift] = mean_and_lift(nullptr, m);
+            row.mean[m] = {mean, percentile(boot_mean[m], 0.025), percentile(boot_mean[m], 0.975)};
+            row.lift[m] = {lift, percentile(boot_lift[m], 0.025), percentile(boot_lift[m], 0.975)};
         }
         return row;
+    }
+
+    /// `values` against `other` (both of the same requests): per measure the difference of
+    /// their lifts over `reference`, (sum values - sum other) / sum reference, with its 95%
+    /// interval from the paired bootstrap of summarize (the same seed draws the same
+    /// resamples, so a table's rows and its differences rest on one draw).
+    OnlineDifference difference(const std::string& name, const std::vector<data::ListOutcome>& values,
+                                const std::string& against, const std::vector<data::ListOutcome>& other,
+                                const std::vector<data::ListOutcome>& reference, std::size_t samples = 1000,
+                                std::uint64_t seed = 1) const {
+        check_paired("difference", values, reference);
+        check_paired("difference", other, reference);
+        OnlineDifference out;
+        out.name = name;
+        out.against = against;
+        const auto lift_difference = [&](const std::vector<std::size_t>* picks, int m) {
+            const double b = sum(reference, m, picks);
+            return b > 0.0 ? (sum(values, m, picks) - sum(other, m, picks)) / b
+                           : std::numeric_limits<double>::quiet_NaN();
+        };
+        std::vector<std::vector<double>> boot(4);
+        bootstrap(values.size(), samples, seed, [&](const std::vector<std::size_t>& picks) {
+            for (int m = 0; m < 4; ++m) boot[m].push_back(lift_difference(&picks, m));
+        });
+        for (int m = 0; m < 4; ++m)
+            out.lift_difference[m] = {lift_difference(nullptr, m), percentile(boot[m], 0.025), percentile(boot[m], 0.975)};
+        return out;
     }
 
 private:
@@ -178,6 +204,34 @@ private:
             orders.push_back(rerank_order(s));
         }
         return orders;
+    }
+
+    static void check_paired(const char* what, const std::vector<data::ListOutcome>& values,
+                             const std::vector<data::ListOutcome>& reference) {
+        if (values.size() != reference.size() || values.empty())
+            throw ShapeError(std::string("OnlineEvaluator::") + what + ": " + std::to_string(values.size()) +
+                             " values and " + std::to_string(reference.size()) +
+                             " reference values (need the same number, >= 1)");
+    }
+
+    /// The sum of measure m over the requests `picks` names (every request when null).
+    static double sum(const std::vector<data::ListOutcome>& values, int m, const std::vector<std::size_t>* picks) {
+        const auto field = kOnlineMeasures[m].field;
+        double total = 0.0;
+        const std::size_t n = picks ? picks->size() : values.size();
+        for (std::size_t j = 0; j < n; ++j) total += values[picks ? (*picks)[j] : j].*field;
+        return total;
+    }
+
+    /// fn(picks) for `samples` resamples of n requests drawn with replacement from `seed`.
+    template <typename Fn>
+    static void bootstrap(std::size_t n, std::size_t samples, std::uint64_t seed, Fn&& fn) {
+        std::mt19937_64 rng = data::seeded_generator(seed, 0);
+        std::vector<std::size_t> picks(n);
+        for (std::size_t s = 0; s < samples; ++s) {
+            for (std::size_t& p : picks) p = static_cast<std::size_t>(data::uniform_below(rng, n));
+            fn(picks);
+        }
     }
 
     static void check_permutation(const std::vector<std::size_t>& order, std::size_t length, std::size_t request) {
@@ -237,6 +291,70 @@ inline std::vector<OnlineRow> online_table(
     const OnlineRow first = rows.front(), by_attraction = rows[rows.size() - 2], by_conversion = rows.back();
     fill_gap_closed(rows, first, by_attraction, by_conversion);
     return rows;
+}
+
+/// `name`'s order against each other named order in `orders` (in their order), every
+/// difference on the same bootstrap resamples as online_table's rows (same samples, seed).
+/// Throws ConfigError when `name` is not among the orders.
+inline std::vector<OnlineDifference> head_to_head(
+    const OnlineEvaluator& evaluator, const std::string& name,
+    const std::vector<std::pair<std::string, std::vector<std::vector<std::size_t>>>>& orders,
+    std::size_t samples = 1000, std::uint64_t seed = 1) {
+    const auto focus = std::find_if(orders.begin(), orders.end(), [&](const auto& o) { return o.first == name; });
+    if (focus == orders.end()) throw ConfigError("head_to_head: no order named '" + name + "'");
+    const auto reference = evaluator.value(evaluator.first_stage_orders());
+    const auto values = evaluator.value(focus->second);
+    std::vector<OnlineDifference> out;
+    for (const auto& [other, order] : orders) {
+        if (other == name) continue;
+        out.push_back(evaluator.difference(name, values, other, evaluator.value(order), reference, samples, seed));
+    }
+    return out;
+}
+
+/// Head-to-head differences in Markdown: per row the difference in lift, in percentage
+/// points of the first stage's value, for each measure, with its interval.
+inline std::string online_difference_markdown(const std::vector<OnlineDifference>& rows) {
+    std::ostringstream s;
+    s.imbue(std::locale::classic());
+    s.setf(std::ios::fixed);
+    s.precision(2);
+    auto points = [&s](double x) -> std::ostringstream& {
+        s << (x >= 0 ? "+" : "") << x * 100;
+        return s;
+    };
+    s << "| order | against | clicks, points | conversions, points | P(>= 1 click), points | P(>= 1 conv), points |\n";
+    s << "|---|---|---:|---:|---:|---:|\n";
+    for (const OnlineDifference& r : rows) {
+        s << "| " << r.name << " | " << r.against << " |";
+        for (const Interval& d : r.lift_difference) {
+            s << ' ';
+            points(d.value) << " [";
+            points(d.low) << ", ";
+            points(d.high) << "] |";
+        }
+        s << '\n';
+    }
+    return s.str();
+}
+
+/// Head-to-head differences as CSV: one header line, then a row per pair; 6 decimals.
+inline std::string online_difference_csv(const std::vector<OnlineDifference>& rows) {
+    std::ostringstream s;
+    s.imbue(std::locale::classic());
+    s.setf(std::ios::fixed);
+    s.precision(6);
+    s << "order,against";
+    for (const OnlineMeasure& m : kOnlineMeasures)
+        s << ",lift_difference_" << m.name << ",lift_difference_" << m.name << "_low,lift_difference_" << m.name
+          << "_high";
+    s << '\n';
+    for (const OnlineDifference& r : rows) {
+        s << r.name << ',' << r.against;
+        for (const Interval& d : r.lift_difference) s << ',' << d.value << ',' << d.low << ',' << d.high;
+        s << '\n';
+    }
+    return s.str();
 }
 
 /// The online table in Markdown: per row the clicks and conversions per request with
