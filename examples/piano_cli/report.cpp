@@ -189,6 +189,25 @@ std::string online_table(const Csv& csv) {
     return md;
 }
 
+/// head_to_head.csv as Markdown: PIANO's lift minus each other model's, in points of the
+/// first stage's value, with the 95% paired interval, per online measure.
+std::string head_to_head_table(const Csv& csv) {
+    const char* const measures[] = {"clicks", "conversions", "p_click", "p_conversion"};
+    std::string md = "| order | against | clicks, points | conversions, points | P(>= 1 click), points | "
+                     "P(>= 1 conv), points |\n|---|---|---:|---:|---:|---:|\n";
+    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+        md += "| " + csv.rows[r][0] + " | " + csv.rows[r][1] + " |";
+        for (const char* m : measures) {
+            const std::string name = std::string("lift_difference_") + m;
+            md += " " + signed_fixed(100 * csv.number(r, name), 2) + " [" +
+                  signed_fixed(100 * csv.number(r, name + "_low"), 2) + ", " +
+                  signed_fixed(100 * csv.number(r, name + "_high"), 2) + "] |";
+        }
+        md += "\n";
+    }
+    return md;
+}
+
 /// One chart of `column` from every model's train_log.csv, against the epoch, with
 /// horizontal `references`. A model whose log has no value in the column is left out.
 std::string curve_chart(const std::vector<std::string>& models, const fs::path& compare_dir, const std::string& column,
@@ -332,6 +351,11 @@ int run_report(const Args& args) {
               "simulator's true user model; lifts over the first-stage order with their 95% paired bootstrap "
               "intervals.\n\n" +
               online_table(read_csv(compare_dir / "online.csv")) + "\n";
+    if (fs::exists(compare_dir / "head_to_head.csv"))
+        md += "### PIANO head to head\n\nPIANO's lift minus each model's, in points of the first stage's value, "
+              "with 95% paired bootstrap intervals (the same resampled requests for both orders): an interval "
+              "that holds 0 is a difference this test set cannot tell from chance.\n\n" +
+              head_to_head_table(read_csv(compare_dir / "head_to_head.csv")) + "\n";
     const Csv offline = read_csv(compare_dir / "compare.csv");
     md += "## Offline: the logged labels (test split)\n\nIn brackets, the change against the " +
           (offline.rows.empty() ? std::string("first") : offline.rows.front()[0]) +

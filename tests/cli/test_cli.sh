@@ -131,6 +131,7 @@ expect 0 "" -- "$piano" report --compare "$work/compare" --out "$work/report"
 for f in report.md train_loss.svg valid_ndcg10.svg; do
   [ -s "$work/report/$f" ] || fail "report did not write $f"
 done
+grep -q "^| piano | dnn | [+-][0-9.]* \[" "$work/report/report.md" || fail "report.md has no head-to-head row"
 
 echo "== errors"
 for command in simulate train eval rerank compare report; do
