@@ -25,6 +25,12 @@ namespace {
 const std::vector<double> kAttraction{0.5, 0.2, 0.8};
 const std::vector<double> kConversion{0.1, 0.5, 0.25};
 
+// Two requests under PBM: the list above and a two-song list.
+piano::metrics::OnlineEvaluator two_requests() {
+    return piano::metrics::OnlineEvaluator(
+        ClickModel{}, {{0, kAttraction, kConversion}, {1, {0.1, 0.9}, {0.9, 0.1}}});
+}
+
 ClickModel dbn(double persistence) {
     ClickModel m;
     m.kind = ClickModelKind::dbn;
@@ -78,9 +84,7 @@ TEST_CASE("online: a 3-song list under the DBN cascade, by hand, in two orders",
 }
 
 TEST_CASE("online: the evaluator values orders, its oracles and a paired bootstrap", "[metrics][online]") {
-    std::vector<piano::data::OnlineTruthRow> truth{{0, kAttraction, kConversion},
-                                                   {1, {0.1, 0.9}, {0.9, 0.1}}};
-    const piano::metrics::OnlineEvaluator ev(ClickModel{}, truth);
+    const piano::metrics::OnlineEvaluator ev = two_requests();
     const auto first = ev.value(ev.first_stage_orders());
     const auto by_attraction = ev.value(ev.attraction_oracle_orders());
     const auto by_conversion = ev.value(ev.conversion_oracle_orders());
@@ -110,9 +114,7 @@ TEST_CASE("online: the evaluator values orders, its oracles and a paired bootstr
 }
 
 TEST_CASE("online: two orders head to head, the difference of their lifts with a paired interval", "[metrics][online]") {
-    std::vector<piano::data::OnlineTruthRow> truth{{0, kAttraction, kConversion},
-                                                   {1, {0.1, 0.9}, {0.9, 0.1}}};
-    const piano::metrics::OnlineEvaluator ev(ClickModel{}, truth);
+    const piano::metrics::OnlineEvaluator ev = two_requests();
     const auto first = ev.value(ev.first_stage_orders());
     const auto by_attraction = ev.value(ev.attraction_oracle_orders());
     const auto by_conversion = ev.value(ev.conversion_oracle_orders());

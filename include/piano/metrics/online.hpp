@@ -65,6 +65,18 @@ inline constexpr OnlineMeasure kOnlineMeasures[4] = {{"clicks", &data::ListOutco
                                                      {"p_click", &data::ListOutcome::p_click},
                                                      {"p_conversion", &data::ListOutcome::p_conversion}};
 
+namespace detail {
+/// A stream for the tables below: the classic locale (a decimal point whatever the global
+/// locale) and fixed notation with `precision` decimals.
+inline std::ostringstream table_stream(int precision) {
+    std::ostringstream s;
+    s.imbue(std::locale::classic());
+    s.setf(std::ios::fixed);
+    s.precision(precision);
+    return s;
+}
+}  // namespace detail
+
 /// One order's online figures: per measure (kOnlineMeasures order) the mean per request
 /// and its lift against the reference order, each with its interval.
 struct OnlineRow {
@@ -315,10 +327,7 @@ inline std::vector<OnlineDifference> head_to_head(
 /// Head-to-head differences in Markdown: per row the difference in lift, in percentage
 /// points of the first stage's value, for each measure, with its interval.
 inline std::string online_difference_markdown(const std::vector<OnlineDifference>& rows) {
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
-    s.precision(2);
+    std::ostringstream s = detail::table_stream(2);
     auto points = [&s](double x) -> std::ostringstream& {
         s << (x >= 0 ? "+" : "") << x * 100;
         return s;
@@ -340,10 +349,7 @@ inline std::string online_difference_markdown(const std::vector<OnlineDifference
 
 /// Head-to-head differences as CSV: one header line, then a row per pair; 6 decimals.
 inline std::string online_difference_csv(const std::vector<OnlineDifference>& rows) {
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
-    s.precision(6);
+    std::ostringstream s = detail::table_stream(6);
     s << "order,against";
     for (const OnlineMeasure& m : kOnlineMeasures)
         s << ",lift_difference_" << m.name << ",lift_difference_" << m.name << "_low,lift_difference_" << m.name
@@ -360,9 +366,7 @@ inline std::string online_difference_csv(const std::vector<OnlineDifference>& ro
 /// The online table in Markdown: per row the clicks and conversions per request with
 /// their intervals, their lifts, P(>= 1 click), P(>= 1 conversion) and the gap closed.
 inline std::string online_markdown(const std::vector<OnlineRow>& rows) {
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
+    std::ostringstream s = detail::table_stream(2);
     auto interval = [&s](const Interval& i, int digits, double scale, const char* unit) {
         s.precision(digits);
         s << i.value * scale << unit << " [" << i.low * scale << ", " << i.high * scale << "]";
@@ -395,10 +399,7 @@ inline std::string online_markdown(const std::vector<OnlineRow>& rows) {
 
 /// The online table as CSV, one header line then a row per order; 6 decimals.
 inline std::string online_csv(const std::vector<OnlineRow>& rows) {
-    std::ostringstream s;
-    s.imbue(std::locale::classic());
-    s.setf(std::ios::fixed);
-    s.precision(6);
+    std::ostringstream s = detail::table_stream(6);
     s << "order";
     for (const OnlineMeasure& m : kOnlineMeasures)
         s << ',' << m.name << ',' << m.name << "_low," << m.name << "_high,lift_" << m.name << ",lift_" << m.name
