@@ -2,7 +2,9 @@
 # The online comparison over several simulated worlds: for each seed, `piano simulate
 # --seed S` (plus SIMULATE_ARGS), then `piano compare` on it with the same seed (plus
 # COMPARE_ARGS), then one table of every order's online lift in clicks and conversions and
-# the share of the first-stage -> oracle gap it closes, seed by seed (from online.csv).
+# the share of the first-stage -> oracle gap it closes, seed by seed (from online.csv), and
+# one of PIANO head to head with every other model, seed by seed (from head_to_head.csv:
+# PIANO's lift minus the other's, in points, with its 95% paired interval).
 #
 #   bench/online_seeds.sh OUT_DIR [SEED...]          (default seeds: 1 2 3)
 #   SIMULATE_ARGS="--click-model dbn" COMPARE_ARGS="--config my.conf --jobs 2" bench/online_seeds.sh runs/dbn
@@ -44,4 +46,26 @@ for order, by_seed in rows.items():
             r = by_seed.get(s)
             cells.append(f"{100 * float(r[key]):+.2f}% ({100 * float(r[gap]):.0f}%)" if r else "-")
     print(f"| {order} | " + " | ".join(cells) + " |")
+
+pairs = {}
+for s in seeds:
+    try:
+        with open(f"{out}/compare_{s}/head_to_head.csv") as f:
+            for r in csv.DictReader(f):
+                pairs.setdefault(r["against"], {})[s] = r
+    except FileNotFoundError:
+        pass
+if pairs:
+    print(f"\nPIANO head to head: its lift minus each model's, points [95% paired interval], seeds {' '.join(seeds)}")
+    print("| against | " + " | ".join(f"clicks s{s}" for s in seeds) + " | " + " | ".join(f"conv s{s}" for s in seeds) + " |")
+    print("|---|" + "---:|" * (2 * len(seeds)))
+    for against, by_seed in pairs.items():
+        cells = []
+        for measure in ("clicks", "conversions"):
+            key = "lift_difference_" + measure
+            for s in seeds:
+                r = by_seed.get(s)
+                cells.append(f"{100 * float(r[key]):+.2f} [{100 * float(r[key + '_low']):+.2f}, "
+                             f"{100 * float(r[key + '_high']):+.2f}]" if r else "-")
+        print(f"| {against} | " + " | ".join(cells) + " |")
 EOF
