@@ -173,9 +173,18 @@ public:
         checked_in_.store(0, std::memory_order_relaxed);
         publish();
         active_team() = nullptr;  // a loop inside a piece runs on the piece's thread
-        take_pieces();
+        // A piece must not throw; if one does on the master anyway, no piece is started
+        // after it, and the exception leaves only once the workers are done with `body`.
+        std::exception_ptr error;
+        try {
+            take_pieces();
+        } catch (...) {
+            error = std::current_exception();
+            next_.store(count, std::memory_order_relaxed);
+        }
         active_team() = this;
         wait_until([this] { return checked_in_.load(std::memory_order_acquire) == workers_; }, false);
+        if (error) std::rethrow_exception(error);
     }
 
     /// On the master, when the scope is over: every worker leaves serve().
