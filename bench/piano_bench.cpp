@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
         else if (only == "infer") fn = infer_one;
         else if (only == "batch") fn = infer_batch;
         else return usage(argv[0]);
-        piano::detail::with_thread_team([&] {
+        piano::with_thread_team([&] {
             fn();
             for (int i = 0; i < iters; ++i) fn();
         });
@@ -348,7 +348,7 @@ int main(int argc, char** argv) {
     if (wanted("train")) {
         // As train() runs its epochs: one team of threads for all the steps.
         double s = 0;
-        piano::detail::with_thread_team([&] { s = median_seconds_per_call(train_step, 5, seconds); });
+        piano::with_thread_team([&] { s = median_seconds_per_call(train_step, 5, seconds); });
         train_rate = static_cast<double>(kBatch) / s;
         std::printf("train_lists_per_s=%.1f\n", train_rate);
         std::printf("train_allocs_per_step=%.0f\n", allocations_per_call(train_step));

@@ -78,7 +78,7 @@ TEST_CASE("with_thread_team runs every loop of its scope on one team, with the b
     int threads_in_scope = 0, threads_in_piece = 0, threads_in_nested = 0;
     bool overlap_first = false, overlap_after_sleep = false;
     std::vector<std::vector<float>> sums;
-    detail::with_thread_team([&] {
+    piano::with_thread_team([&] {
         threads_in_scope = detail::max_threads();
         overlap_first = pt::pieces_overlap();
         for (int loop = 0; loop < 20; ++loop) sums.push_back(pt::pieces_of_sums(40));
@@ -88,7 +88,7 @@ TEST_CASE("with_thread_team runs every loop of its scope on one team, with the b
         detail::parallel_for(2, pt::kBigWork, [&](piano::Index k) {
             if (k == 0) threads_in_piece = detail::max_threads();
         });
-        detail::with_thread_team([&] { threads_in_nested = detail::max_threads(); });
+        piano::with_thread_team([&] { threads_in_nested = detail::max_threads(); });
     });
     CHECK(threads_in_scope == 2);
     CHECK(overlap_first);
@@ -99,7 +99,7 @@ TEST_CASE("with_thread_team runs every loop of its scope on one team, with the b
     CHECK(detail::max_threads() == 2);  // the team is gone
 #else
     std::vector<float> in_team;
-    detail::with_thread_team([&] { in_team = pt::pieces_of_sums(40); });
+    piano::with_thread_team([&] { in_team = pt::pieces_of_sums(40); });
     CHECK(in_team == serial);
     WARN("built without OpenMP: with_thread_team ran its scope on one thread");
 #endif
@@ -107,10 +107,9 @@ TEST_CASE("with_thread_team runs every loop of its scope on one team, with the b
 
 TEST_CASE("with_thread_team passes an exception from its scope on, and the next team works", "[core][threads]") {
     namespace pt = parallel_test;
-    namespace detail = piano::detail;
     pt::ThreadCount two(2);
     int loops = 0;
-    CHECK_THROWS_WITH(detail::with_thread_team([&] {
+    CHECK_THROWS_WITH(piano::with_thread_team([&] {
                           (void)pt::pieces_of_sums(8);
                           ++loops;
                           throw std::runtime_error("stop here");
@@ -118,7 +117,7 @@ TEST_CASE("with_thread_team passes an exception from its scope on, and the next 
                       "stop here");
     CHECK(loops == 1);
     std::vector<float> after;
-    detail::with_thread_team([&] { after = pt::pieces_of_sums(8); });
+    piano::with_thread_team([&] { after = pt::pieces_of_sums(8); });
     pt::ThreadCount one(1);
     CHECK(after == pt::pieces_of_sums(8));
 }

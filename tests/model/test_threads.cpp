@@ -88,7 +88,7 @@ RunResult run(const piano::PianoConfig& config, std::size_t n, int threads, bool
         }
     };
     if (team) {
-        piano::detail::with_thread_team(steps);
+        piano::with_thread_team(steps);
     } else {
         steps();
     }

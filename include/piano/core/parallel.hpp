@@ -264,45 +264,6 @@ private:
 inline int team_size(const ThreadTeam& team) { return team.size(); }
 #endif
 
-/// Runs scope() with the threads OpenMP would give a parallel region, kept up for all of
-/// it: every parallel_for that scope() reaches on this thread spreads its pieces over them,
-/// one region for the whole scope instead of one per loop. Results are the same bits as
-/// without it. An exception from scope() reaches the caller after the threads have stopped.
-/// Nested, inside another parallel region, on one thread or without OpenMP, it just calls
-/// scope().
-template <typename F>
-void with_thread_team(F&& scope) {
-#ifdef _OPENMP
-    const int threads = max_threads();
-    if (threads <= 1 || active_team() != nullptr) {
-        scope();
-        return;
-    }
-    ThreadTeam team(team_spin_budget());
-    std::exception_ptr error;
-#pragma omp parallel num_threads(threads)
-    {
-        // Workers read nothing of the team but its jobs, published after the count is set.
-        if (omp_get_thread_num() == 0) {
-            team.set_workers(omp_get_num_threads() - 1);
-            active_team() = &team;
-            try {
-                scope();
-            } catch (...) {
-                error = std::current_exception();
-            }
-            active_team() = nullptr;
-            team.dismiss();
-        } else {
-            team.serve();
-        }
-    }
-    if (error) std::rethrow_exception(error);
-#else
-    scope();
-#endif
-}
-
 /// body(k) for every k in [0, count), spread over the threads when there is more than one
 /// piece and `work` (the total, in multiply-adds) is large enough. Pieces must write
 /// disjoint memory and must not throw.
@@ -406,3 +367,47 @@ inline void prefetch(const T* p, Index count) {
 }
 
 }  // namespace piano::detail
+
+namespace piano {
+
+/// Runs scope() with the threads OpenMP would give a parallel region, kept up for all of
+/// it: every parallel loop of piano's kernels that scope() reaches on this thread spreads
+/// its pieces over them, one region for the whole scope instead of one per loop. train()
+/// runs each epoch this way; wrap the steps of a hand-written training loop in it to get
+/// the same. Results are the same bits as without it. An exception from scope() reaches
+/// the caller after the threads have stopped. Nested, inside another parallel region, on
+/// one thread or without OpenMP, it just calls scope().
+template <typename F>
+void with_thread_team(F&& scope) {
+#ifdef _OPENMP
+    const int threads = detail::max_threads();
+    if (threads <= 1 || detail::active_team() != nullptr) {
+        scope();
+        return;
+    }
+    detail::ThreadTeam team(detail::team_spin_budget());
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+    {
+        // Workers read nothing of the team but its jobs, published after the count is set.
+        if (omp_get_thread_num() == 0) {
+            team.set_workers(omp_get_num_threads() - 1);
+            detail::active_team() = &team;
+            try {
+                scope();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            detail::active_team() = nullptr;
+            team.dismiss();
+        } else {
+            team.serve();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+#else
+    scope();
+#endif
+}
+
+}  // namespace piano

@@ -366,7 +366,7 @@ TrainResult train(Reranker<T>& model, const std::vector<data::Request>& train_sp
         data::Batch batch;
         // One team of threads for the whole epoch (core/parallel.hpp): the ~200 parallel
         // loops of each step share it instead of each waking the threads again.
-        detail::with_thread_team([&] {
+        with_thread_team([&] {
             while (batcher.next(batch)) {
                 const long step = optimizer->steps_taken();
                 const std::string where = "step " + std::to_string(step + 1) + " (epoch " + std::to_string(epoch) + ")";
