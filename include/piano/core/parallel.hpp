@@ -148,7 +148,7 @@ inline void cpu_relax() {
 /// the master runs the scope's code, and each parallel_for it reaches hands its pieces to
 /// the team instead of opening a region of its own. A training step runs some 200 loops;
 /// opening a region for each wakes the sleeping threads each time (tens of microseconds on
-/// a virtual machine), which held two threads to 1.2x one.
+/// a virtual machine), which held two threads to 1.2x one under OMP_WAIT_POLICY=passive.
 ///
 /// Per loop (a "job"): the master writes the job, then bumps `generation_`; every worker
 /// that sees the new generation takes pieces from `next_` until none are left, then checks
