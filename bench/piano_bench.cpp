@@ -19,7 +19,7 @@
 //   train_gflops, batch_gflops, train_roofline, batch_roofline
 //                            the rates those give, and their fractions of gemm_gflops
 //   train_allocs_per_step, infer_allocs_per_request, batch_allocs_per_call
-//                            heap allocations (operator new calls) of one call, steady state
+//                            heap allocations (malloc and calloc calls) of one call, steady state
 //
 // Options: --threads N (OpenMP threads, default 1), --seconds S (time per measurement,
 // default 2), --clock wall|cpu (cpu: the process's CPU time instead of the wall clock; on a
