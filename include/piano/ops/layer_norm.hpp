@@ -88,13 +88,20 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& gain, const Tensor<T>&
                 partial_bias = Matrix<T>::Zero(blocks, C);
                 partial_gain = Matrix<T>::Zero(blocks, C);
             }
+            // Per block, x̂ and d of the row at hand: two rows of one scratch matrix made once
+            // per call, not two arrays allocated per block. Its rows start on 64-byte
+            // boundaries (a whole number of 16-float packets per row), as a freshly allocated
+            // array would, so the row sums below vectorise alike.
+            using RowArray = Eigen::Array<T, 1, Eigen::Dynamic>;
+            const Index stride = (C + 15) / 16 * 16;
+            Matrix<T> scratch(2 * blocks, stride);
             detail::parallel_rows(R, detail::kRowBlock, 12.0 * static_cast<double>(C), [&](Index r0, Index rows) {
-                Eigen::Array<T, 1, Eigen::Dynamic> xhat(C), d(C);
+                const Index k = r0 / detail::kRowBlock;
+                Eigen::Map<RowArray> xhat(scratch.row(2 * k).data(), C), d(scratch.row(2 * k + 1).data(), C);
                 for (Index r = r0; r < r0 + rows; ++r) {
                     xhat = (X.row(r).array() - mu(r)) * rstd(r);
                     const auto g = G.row(r).array();
                     if (want_params) {
-                        const Index k = r0 / detail::kRowBlock;
                         partial_bias.row(k).array() += g;
                         partial_gain.row(k).array() += g * xhat;
                     }

@@ -181,13 +181,14 @@ Tensor<T> gelu(const Tensor<T>& x) {
     if (keep_slope) slope.resize(X.rows(), X.cols());
     detail::parallel_rows(X.size(), kPiece, 20.0, [&](Index b, Index n) {
         const auto xs = Eigen::Map<const Array>(X.data() + b, n);
-        const Array t = (k * (xs + c * xs.cube())).tanh();
-        Eigen::Map<Array>(y.data() + b, n) = T(0.5) * xs * (T(1) + t);
+        auto ys = Eigen::Map<Array>(y.data() + b, n);
+        ys = (k * (xs + c * xs.cube())).tanh();  // t = tanh u, held in y's own piece until y is formed
         // With u = k(x + c x³) and t = tanh u:  dy/dx = 0.5 (1 + t) + 0.5 x (1 - t²) k (1 + 3 c x²)
         if (keep_slope) {
             Eigen::Map<Array>(slope.data() + b, n) =
-                T(0.5) * (T(1) + t) + T(0.5) * xs * (T(1) - t.square()) * k * (T(1) + T(3) * c * xs.square());
+                T(0.5) * (T(1) + ys) + T(0.5) * xs * (T(1) - ys.square()) * k * (T(1) + T(3) * c * xs.square());
         }
+        ys = T(0.5) * xs * (T(1) + ys);
     });
     return detail::make_result<T>(std::move(y), "gelu", {x.node()}, [slope = std::move(slope), piece = kPiece](Node<T>& self) {
         // gelu([R,C]) -> [R,C]; dx = G ⊙ dy/dx, the slope kept by the forward
