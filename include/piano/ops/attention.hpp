@@ -221,7 +221,15 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
         for (Index h = 0; h < heads; ++h) {
             const Index c0 = h * dh;
             Eigen::Map<Matrix<T>> ph(p_seg + h * g.nq * g.nk, g.nq, g.nk);
-            ph.noalias() = (scale * Q.block(g.q0, c0, g.nq, dh)) * K.block(g.k0, c0, g.nk, dh).transpose();
+            if (g.nq == 1) {
+                // One query (QDIR): the scaled query row in scratch, which is what Eigen would
+                // otherwise allocate for the product of an expression.
+                Eigen::Map<Matrix<T>> query(detail::thread_scratch<T, 7>(dh), 1, dh);
+                query = scale * Q.block(g.q0, c0, 1, dh);
+                ph.noalias() = query * K.block(g.k0, c0, g.nk, dh).transpose();
+            } else {
+                ph.noalias() = (scale * Q.block(g.q0, c0, g.nq, dh)) * K.block(g.k0, c0, g.nk, dh).transpose();
+            }
             detail::softmax_rows_inplace(ph.data(), g.nq, g.nk, masked);  // masked softmax over the keys
             auto c = out.block(g.q0, c0, g.nq, dh);
             if (drop) {
