@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <piano/data/batch.hpp>
+#include <piano/metrics/online.hpp>
 #include <piano/model/explain.hpp>
 
 #include "commands.hpp"
@@ -189,23 +190,20 @@ std::string online_table(const Csv& csv) {
     return md;
 }
 
-/// head_to_head.csv as Markdown: PIANO's lift minus each other model's, in points of the
-/// first stage's value, with the 95% paired interval, per online measure.
+/// head_to_head.csv as Markdown, in the library's own table (metrics::online_difference_markdown):
+/// PIANO's lift minus each other model's, with the 95% paired interval, per online measure.
 std::string head_to_head_table(const Csv& csv) {
-    const char* const measures[] = {"clicks", "conversions", "p_click", "p_conversion"};
-    std::string md = "| order | against | clicks, points | conversions, points | P(>= 1 click), points | "
-                     "P(>= 1 conv), points |\n|---|---|---:|---:|---:|---:|\n";
-    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
-        md += "| " + csv.rows[r][0] + " | " + csv.rows[r][1] + " |";
-        for (const char* m : measures) {
-            const std::string name = std::string("lift_difference_") + m;
-            md += " " + signed_fixed(100 * csv.number(r, name), 2) + " [" +
-                  signed_fixed(100 * csv.number(r, name + "_low"), 2) + ", " +
-                  signed_fixed(100 * csv.number(r, name + "_high"), 2) + "] |";
+    std::vector<piano::metrics::OnlineDifference> rows(csv.rows.size());
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        rows[r].name = csv.rows[r][0];
+        rows[r].against = csv.rows[r][1];
+        for (int m = 0; m < 4; ++m) {
+            const std::string name = std::string("lift_difference_") + piano::metrics::kOnlineMeasures[m].name;
+            rows[r].lift_difference[m] = {csv.number(r, name), csv.number(r, name + "_low"),
+                                          csv.number(r, name + "_high")};
         }
-        md += "\n";
     }
-    return md;
+    return piano::metrics::online_difference_markdown(rows);
 }
 
 /// One chart of `column` from every model's train_log.csv, against the epoch, with
