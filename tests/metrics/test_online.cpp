@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include <piano/data/click_model.hpp>
@@ -161,6 +163,91 @@ TEST_CASE("online: two orders head to head, the difference of their lifts with a
     const std::string csv = piano::metrics::online_difference_csv(rows);
     CHECK(csv.rfind("order,against,lift_difference_clicks,lift_difference_clicks_low,lift_difference_clicks_high,", 0) == 0);
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);
+}
+
+TEST_CASE("online: the best-order keys beat every order of small lists under both click models", "[metrics][online]") {
+    using piano::data::best_order_key;
+    using piano::data::Objective;
+    // Every order of six songs (720) against the sort by the key, for PBM at three position
+    // biases and DBN at four persistences, on random lists with some a = 0 and c = 0 songs.
+    std::vector<ClickModel> models;
+    for (double eta : {0.5, 1.0, 2.0}) {
+        ClickModel m;
+        m.position_bias = eta;
+        models.push_back(m);
+    }
+    for (double gamma : {0.0, 0.5, 0.9, 1.0}) models.push_back(dbn(gamma));
+    std::mt19937_64 rng(3);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    int lists = 0;
+    for (const ClickModel& m : models) {
+        for (int trial = 0; trial < 20; ++trial) {
+            std::vector<double> a(6), c(6);
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                a[i] = i == 0 && trial % 4 == 0 ? 0.0 : u(rng);
+                c[i] = i == 1 && trial % 3 == 0 ? 0.0 : u(rng);
+            }
+            for (Objective objective : {Objective::clicks, Objective::conversions}) {
+                const auto value = [&](const std::vector<std::size_t>& order) {
+                    const ListOutcome o =
+                        expected_outcome(m, piano::data::in_order(a, order), piano::data::in_order(c, order));
+                    return objective == Objective::clicks ? o.clicks : o.conversions;
+                };
+                std::vector<std::size_t> by_key(a.size());
+                std::iota(by_key.begin(), by_key.end(), std::size_t{0});
+                std::stable_sort(by_key.begin(), by_key.end(), [&](std::size_t i, std::size_t k) {
+                    return best_order_key(m, objective, a[i], c[i]) > best_order_key(m, objective, a[k], c[k]);
+                });
+                std::vector<std::size_t> order(a.size());
+                std::iota(order.begin(), order.end(), std::size_t{0});
+                double best = 0.0;
+                do {
+                    best = std::max(best, value(order));
+                } while (std::next_permutation(order.begin(), order.end()));
+                INFO("model " << ClickModel::name(m.kind) << ", eta " << m.position_bias << ", gamma " << m.persistence
+                              << ", objective " << (objective == Objective::clicks ? "clicks" : "conversions"));
+                CHECK(value(by_key) >= best - 1e-12);
+                ++lists;
+            }
+        }
+    }
+    CHECK(lists == 7 * 20 * 2);
+}
+
+TEST_CASE("online: under DBN the most clicks is not the sort by attraction, by hand", "[metrics][online]") {
+    // Song 0: a = 0.9, c = 1 (a click always converts and ends the visit); song 1: a = 0.5,
+    // c = 0. gamma = 0.9. By attraction (0, 1): 0.9 + 0.9 (1 - 0.9) 0.5 = 0.945 clicks;
+    // (1, 0): 0.5 + 0.9 (1 - 0) 0.9 = 1.31. Keys: 0.9 / (0.1 + 0.81) and 0.5 / 0.1.
+    const ClickModel m = dbn(0.9);
+    using piano::data::Objective;
+    CHECK(piano::data::best_order_key(m, Objective::clicks, 0.9, 1.0) == Approx(0.9 / 0.91));
+    CHECK(piano::data::best_order_key(m, Objective::clicks, 0.5, 0.0) == Approx(5.0));
+    CHECK(expected_outcome(m, {0.9, 0.5}, {1.0, 0.0}).clicks == Approx(0.945).epsilon(1e-12));
+    CHECK(expected_outcome(m, {0.5, 0.9}, {0.0, 1.0}).clicks == Approx(1.31).epsilon(1e-12));
+    // gamma = 1: a song that never converts never ends the visit, whatever its attraction.
+    CHECK(piano::data::best_order_key(dbn(1.0), Objective::clicks, 0.1, 0.0) ==
+          std::numeric_limits<double>::infinity());
+    CHECK(piano::data::best_order_key(dbn(1.0), Objective::clicks, 0.0, 0.0) == 0.0);
+
+    // The evaluator's click oracle follows the key; the online table adds it under DBN
+    // only (under PBM it is the oracle by attraction) and measures the click gap against it.
+    const piano::metrics::OnlineEvaluator ev(m, {{0, {0.9, 0.5}, {1.0, 0.0}}});
+    CHECK(ev.attraction_oracle_orders()[0] == std::vector<std::size_t>{0, 1});
+    CHECK(ev.click_oracle_orders()[0] == std::vector<std::size_t>{1, 0});
+    const auto rows = piano::metrics::online_table(ev, {}, 50, 1);
+    REQUIRE(rows.size() == 4);
+    CHECK(rows[1].name == "oracle by attraction");
+    CHECK(rows[2].name == "oracle by conversion");
+    CHECK(rows[3].name == "oracle for clicks");
+    CHECK(rows[3].mean[0].value == Approx(1.31));
+    CHECK(rows[3].gap_closed_clicks == Approx(1.0));
+    CHECK(rows[1].gap_closed_clicks == Approx(0.0));  // by attraction is the first stage here
+    CHECK(rows[2].mean[1].value == Approx(0.9));  // a c = 0.9, 0: the first stage's order
+    const piano::metrics::OnlineEvaluator pbm_ev = two_requests();
+    CHECK(pbm_ev.click_oracle_orders() == pbm_ev.attraction_oracle_orders());
+    const auto pbm_rows = piano::metrics::online_table(pbm_ev, {}, 50, 1);
+    REQUIRE(pbm_rows.size() == 3);
+    CHECK(pbm_rows[1].gap_closed_clicks == Approx(1.0));
 }
 
 TEST_CASE("online: the simulator's logged clicks follow the click model it writes", "[metrics][online][simulator]") {

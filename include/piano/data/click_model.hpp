@@ -28,6 +28,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -120,6 +121,40 @@ inline ListOutcome expected_outcome(const ClickModel& model, const std::vector<d
         out.p_conversion = out.conversions;  // a conversion ends the visit: at most one
     }
     return out;
+}
+
+/// What an order is chosen to maximise: expected clicks or expected conversions.
+enum class Objective { clicks, conversions };
+
+/// A key per candidate whose descending sort is an order with the most expected
+/// `objective` under `model` (any order among equal keys is as good). It reads the
+/// candidate's own a and c only: under both models the best order is a sort by a
+/// per-candidate index, so a scorer that knew every a_i and c_i exactly would reach it
+/// without looking at the rest of the list. The list decides how much an order is worth
+/// (under DBN through what is above), never which order is best.
+///
+/// Why (swap two neighbours, song i above song k, and compare; x = a c):
+///   conversions, PBM: e_r falls with r, so the largest a c goes highest.   key a c
+///   conversions, DBN: reached with e, i above k earns e[x_i + gamma (1 - x_i) x_k];
+///     swapped, e[x_k + gamma (1 - x_k) x_i]; the difference is e (1 - gamma)(x_i - x_k).
+///                                                                          key a c
+///   clicks, PBM: as for conversions, with a.                               key a
+///   clicks, DBN: i above k earns e[a_i + gamma (1 - x_i) a_k]; the gain over the swap is
+///     e[(1 - gamma)(a_i - a_k) + gamma a_i a_k (c_k - c_i)], positive exactly when
+///     (1 - gamma)/a_i + gamma c_i < (1 - gamma)/a_k + gamma c_k.    key a / (1 - gamma + gamma a c)
+///     A song likely to convert ends the visit, so it is worth less to clicks than its
+///     attraction says: sorting by attraction alone is not the most clicks under DBN.
+/// Every order that is not sorted by the key has two neighbours out of key order, and
+/// swapping them loses nothing, so the sorted order is a best one. A song with a = 0 gets
+/// key 0; with gamma = 1, a > 0 and a c = 0 the clicks key is +infinity (it never ends
+/// the visit). tests/metrics/test_online.cpp checks every key against all orders of
+/// small lists.
+inline double best_order_key(const ClickModel& model, Objective objective, double attraction, double conversion) {
+    if (objective == Objective::conversions) return attraction * conversion;
+    if (model.kind == ClickModelKind::position_based || attraction == 0.0) return attraction;
+    const double gamma = model.persistence;
+    const double denominator = 1.0 - gamma + gamma * attraction * conversion;
+    return denominator > 0.0 ? attraction / denominator : std::numeric_limits<double>::infinity();
 }
 
 /// The inputs of a list permuted into a shown order: out[r] = values[order[r]].

@@ -15,10 +15,11 @@
 // the lift's interval is not widened by request-to-request variance they share), and
 // the lift against the reference order (the first stage): mean_order / mean_reference - 1.
 //
-// Two oracle orders bound what any model can reach: by true attraction a_i (the most
-// clicks under PBM) and by true a_i c_i (the most conversions under both click models).
-// `gap closed` = (order - first stage) / (oracle - first stage), clicks against the
-// attraction oracle and conversions against the conversion oracle.
+// Oracle orders bound what any model can reach: by true attraction a_i (the most clicks
+// under PBM) and by true a_i c_i (the most conversions under both click models); under
+// DBN a third, the most clicks there (data::best_order_key). `gap closed` = (order - first
+// stage) / (oracle - first stage), clicks against the most-clicks oracle and conversions
+// against the conversion oracle.
 //
 // Two orders against each other ("head to head"): the difference of their lifts,
 //   (mean_order - mean_other) / mean_reference,
@@ -141,10 +142,15 @@ public:
     std::vector<std::vector<std::size_t>> attraction_oracle_orders() const {
         return orders_by([](const data::OnlineTruthRow& t, std::size_t i) { return t.attraction[i]; });
     }
-    /// The oracle by true a_i c_i = P(click and conv | examined).
+    /// The oracle by true a_i c_i = P(click and conv | examined): the most expected
+    /// conversions under both click models (data::best_order_key).
     std::vector<std::vector<std::size_t>> conversion_oracle_orders() const {
-        return orders_by([](const data::OnlineTruthRow& t, std::size_t i) { return t.attraction[i] * t.conversion[i]; });
+        return best_orders(data::Objective::conversions);
     }
+    /// The order with the most expected clicks under the click model
+    /// (data::best_order_key): the oracle by attraction under PBM; under DBN the sort by
+    /// a_i / (1 - gamma + gamma a_i c_i), which puts songs that end visits lower.
+    std::vector<std::vector<std::size_t>> click_oracle_orders() const { return best_orders(data::Objective::clicks); }
 
     /// Means, lifts against `reference` and their 95% intervals from `samples` paired
     /// bootstrap resamples of the requests, drawn from `seed` (the same seed gives the
@@ -206,6 +212,12 @@ public:
     }
 
 private:
+    std::vector<std::vector<std::size_t>> best_orders(data::Objective objective) const {
+        return orders_by([&](const data::OnlineTruthRow& t, std::size_t i) {
+            return data::best_order_key(model_, objective, t.attraction[i], t.conversion[i]);
+        });
+    }
+
     template <typename Score>
     std::vector<std::vector<std::size_t>> orders_by(Score score) const {
         std::vector<std::vector<std::size_t>> orders;
@@ -286,8 +298,10 @@ inline void fill_gap_closed(std::vector<OnlineRow>& rows, const OnlineRow& first
 }
 
 /// The whole online table: the first stage, each named order, then the oracle by
-/// attraction and the oracle by conversion, every lift against the first stage and every
-/// row on the same bootstrap resamples, with the gap each row closes filled in.
+/// attraction, the oracle by conversion and, under DBN (where the oracle by attraction is
+/// not the most clicks), the oracle for clicks; every lift against the first stage and
+/// every row on the same bootstrap resamples, with the gap each row closes filled in:
+/// clicks against the most-clicks oracle, conversions against the oracle by conversion.
 inline std::vector<OnlineRow> online_table(
     const OnlineEvaluator& evaluator,
     const std::vector<std::pair<std::string, std::vector<std::vector<std::size_t>>>>& orders,
@@ -299,9 +313,15 @@ inline std::vector<OnlineRow> online_table(
     std::vector<OnlineRow> rows{row("first-stage", evaluator.first_stage_orders())};
     for (const auto& [name, order] : orders) rows.push_back(row(name, order));
     rows.push_back(row("oracle by attraction", evaluator.attraction_oracle_orders()));
-    rows.push_back(row("oracle by conversion", evaluator.conversion_oracle_orders()));
-    const OnlineRow first = rows.front(), by_attraction = rows[rows.size() - 2], by_conversion = rows.back();
-    fill_gap_closed(rows, first, by_attraction, by_conversion);
+    const OnlineRow by_conversion = row("oracle by conversion", evaluator.conversion_oracle_orders());
+    rows.push_back(by_conversion);
+    OnlineRow most_clicks = rows[rows.size() - 2];
+    if (evaluator.click_model().kind == data::ClickModelKind::dbn) {
+        most_clicks = row("oracle for clicks", evaluator.click_oracle_orders());
+        rows.push_back(most_clicks);
+    }
+    const OnlineRow first = rows.front();
+    fill_gap_closed(rows, first, most_clicks, by_conversion);
     return rows;
 }
 
