@@ -2,11 +2,13 @@
 // which every parallel_for hands its pieces to the team. Checked: the pieces really run at
 // once on two threads, also after the waiting thread fell asleep; the results are the bits
 // of a serial run; loops inside a piece and nested teams run on their own thread; an
-// exception from the scope reaches the caller and the next team works.
+// exception from the scope reaches the caller and the next team works; every piece runs
+// once, the master's pieces a prefix of the loop and the other threads' the rest.
 #include <catch2/catch.hpp>
 
 #include <piano/core/parallel.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -102,6 +104,35 @@ TEST_CASE("with_thread_team runs every loop of its scope on one team, with the b
     piano::with_thread_team([&] { in_team = pt::pieces_of_sums(40); });
     CHECK(in_team == serial);
     WARN("built without OpenMP: with_thread_team ran its scope on one thread");
+#endif
+}
+
+TEST_CASE("a team runs each piece once: the master a prefix of the pieces, the other threads the rest", "[core][threads]") {
+    namespace pt = parallel_test;
+    namespace detail = piano::detail;
+#ifdef _OPENMP
+    pt::ThreadCount three(3);
+    piano::with_thread_team([&] {
+        for (const piano::Index count : {piano::Index{0}, piano::Index{1}, piano::Index{2}, piano::Index{3}, piano::Index{17}, piano::Index{1000}}) {
+            std::vector<std::atomic<int>> runs(static_cast<std::size_t>(count));
+            std::vector<char> on_master(static_cast<std::size_t>(count), 0);
+            const std::thread::id master = std::this_thread::get_id();
+            detail::parallel_for(count, pt::kBigWork, [&](piano::Index k) {
+                runs[static_cast<std::size_t>(k)].fetch_add(1);
+                on_master[static_cast<std::size_t>(k)] = std::this_thread::get_id() == master;
+                // Slow enough that the other threads take part in the longer loops.
+                volatile float sink = 0;
+                for (int i = 0; i < 2000; ++i) sink = sink + std::sin(static_cast<float>(i));
+            });
+            INFO("pieces: " << count);
+            for (const auto& r : runs) CHECK(r.load() == 1);
+            // The master's pieces come first, in one run from piece 0.
+            const auto first_other = std::find(on_master.begin(), on_master.end(), 0);
+            CHECK(std::find(first_other, on_master.end(), 1) == on_master.end());
+        }
+    });
+#else
+    WARN("built without OpenMP: no team to check");
 #endif
 }
 

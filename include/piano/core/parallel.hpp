@@ -151,10 +151,15 @@ inline void cpu_relax() {
 /// a virtual machine), which held two threads to 1.2x one under OMP_WAIT_POLICY=passive.
 ///
 /// Per loop (a "job"): the master writes the job, then bumps `generation_`; every worker
-/// that sees the new generation takes pieces from `next_` until none are left, then checks
-/// in. The master takes pieces too and returns once every worker has checked in, so a job
-/// is never rewritten while a worker reads it. Which thread runs a piece does not matter:
-/// pieces write disjoint memory, so the results are the same bits for any team size.
+/// that sees the new generation takes pieces until none are left, then checks in. The
+/// master takes pieces from the front (0, 1, ...) and the workers from the back, so in a
+/// run of row-wise loops over the same rows each thread tends to get the rows it wrote in
+/// the loop before, still in its core's cache (measured: two threads trained 1.73-1.82x
+/// one, against 1.63-1.67x when every thread took the next free piece), while a thread
+/// that falls behind is still covered by the others. The master returns once every worker
+/// has checked in, so a job is never rewritten while a worker reads it. Which thread runs
+/// a piece does not matter: pieces write disjoint memory, so the results are the same bits
+/// for any team size.
 class ThreadTeam {
 public:
     explicit ThreadTeam(std::chrono::microseconds spin) : spin_(spin) {}
@@ -169,7 +174,9 @@ public:
         invoke_ = [](void* b, Index k) { (*static_cast<F*>(b))(k); };
         body_ = &body;
         count_ = count;
-        next_.store(0, std::memory_order_relaxed);
+        claimed_.store(0, std::memory_order_relaxed);
+        front_.store(0, std::memory_order_relaxed);
+        back_.store(0, std::memory_order_relaxed);
         checked_in_.store(0, std::memory_order_relaxed);
         publish();
         active_team() = nullptr;  // a loop inside a piece runs on the piece's thread
@@ -177,10 +184,10 @@ public:
         // after it, and the exception leaves only once the workers are done with `body`.
         std::exception_ptr error;
         try {
-            take_pieces();
+            take_pieces(false);
         } catch (...) {
             error = std::current_exception();
-            next_.store(count, std::memory_order_relaxed);
+            claimed_.store(count, std::memory_order_relaxed);
         }
         active_team() = this;
         wait_until([this] { return checked_in_.load(std::memory_order_acquire) == workers_; }, false);
@@ -200,15 +207,19 @@ public:
             wait_until([&] { return generation_.load() != seen; }, true);
             seen = generation_.load(std::memory_order_acquire);
             if (dismissed_) return;
-            take_pieces();
+            take_pieces(true);
             checked_in_.fetch_add(1, std::memory_order_release);
         }
     }
 
 private:
-    void take_pieces() {
-        for (Index k = next_.fetch_add(1, std::memory_order_relaxed); k < count_;
-             k = next_.fetch_add(1, std::memory_order_relaxed)) {
+    // A thread first claims one piece of the job (claimed_ counts claims, so at most
+    // count_ succeed), then takes the next index from its end: front pieces 0..F-1 and back
+    // pieces count_-B..count_-1 never meet, since F + B <= count_.
+    void take_pieces(bool from_back) {
+        while (claimed_.fetch_add(1, std::memory_order_relaxed) < count_) {
+            const Index k = from_back ? count_ - 1 - back_.fetch_add(1, std::memory_order_relaxed)
+                                      : front_.fetch_add(1, std::memory_order_relaxed);
             invoke_(body_, k);
         }
     }
@@ -253,7 +264,9 @@ private:
     Index count_ = 0;
     bool dismissed_ = false;
     // Each counter on its own cache line: workers spin on generation_ while pieces are taken.
-    alignas(64) std::atomic<Index> next_{0};
+    alignas(64) std::atomic<Index> claimed_{0};
+    alignas(64) std::atomic<Index> front_{0};
+    alignas(64) std::atomic<Index> back_{0};
     alignas(64) std::atomic<int> checked_in_{0};
     alignas(64) std::atomic<unsigned> generation_{0};
     alignas(64) std::atomic<int> sleepers_{0};

@@ -51,6 +51,16 @@ inline std::atomic<bool>& anomaly_flag() {
     return enabled;
 }
 
+/// A rows x cols matrix of zeros, zeroed in fixed blocks of rows in parallel. Backward
+/// passes start large gradients from zero, and a fill on one thread is time the other
+/// threads of a step spend waiting.
+template <typename T>
+Matrix<T> parallel_zeros(Index rows, Index cols) {
+    Matrix<T> m(rows, cols);
+    parallel_rows(rows, kRowBlock, static_cast<double>(cols), [&](Index r0, Index n) { m.middleRows(r0, n).setZero(); });
+    return m;
+}
+
 /// a * b for two sizes, or ShapeError naming `op` when either is negative or the product
 /// does not fit in an Index. Every size product computed from a caller's numbers goes
 /// through here: a product that wraps around would pass a shape check it must fail.
@@ -172,7 +182,7 @@ struct Node {
     void accumulate_rows(const Matrix<T>& g, const std::vector<Index>& rows) {
         const bool stays_sparse = !has_grad || grad_is_row_sparse;
         if (!has_grad) {
-            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            grad = detail::parallel_zeros<T>(value.rows(), value.cols());
             has_grad = true;
         }
         const Index cols = grad.cols(), n = static_cast<Index>(rows.size());
@@ -194,7 +204,7 @@ struct Node {
     void accumulate_bag_means(const Matrix<T>& g, const std::vector<Index>& ids, const std::vector<Index>& offsets) {
         const bool stays_sparse = !has_grad || grad_is_row_sparse;
         if (!has_grad) {
-            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            grad = detail::parallel_zeros<T>(value.rows(), value.cols());
             has_grad = true;
         }
         // The bag of every id, so the ids can be scattered one by one (in order).
@@ -230,7 +240,7 @@ struct Node {
     /// into it directly. The caller may write anywhere, so the gradient counts as dense.
     Matrix<T>& grad_buffer() {
         if (!has_grad) {
-            grad = Matrix<T>::Zero(value.rows(), value.cols());
+            grad = detail::parallel_zeros<T>(value.rows(), value.cols());
             has_grad = true;
         }
         grad_is_row_sparse = false;

@@ -264,9 +264,9 @@ Tensor<T> segment_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor
             const Matrix<T>& V = nv.value;
             // Local gradients, then one accumulation each: q, k and v may be one node
             // (self-attention), whose rows different segments could share.
-            Matrix<T> dq = Matrix<T>::Zero(Q.rows(), Q.cols());
-            Matrix<T> dk = Matrix<T>::Zero(K.rows(), K.cols());
-            Matrix<T> dv = Matrix<T>::Zero(V.rows(), V.cols());
+            Matrix<T> dq = detail::parallel_zeros<T>(Q.rows(), Q.cols());
+            Matrix<T> dk = detail::parallel_zeros<T>(K.rows(), K.cols());
+            Matrix<T> dv = detail::parallel_zeros<T>(V.rows(), V.cols());
             const bool drop = dropout.p > 0;
             detail::parallel_for(static_cast<Index>(segs.size()), 2 * work, [&](Index si) {
                 const auto& g = segs[static_cast<std::size_t>(si)];

@@ -168,7 +168,7 @@ Tensor<T> repeat_segments(const Tensor<T>& x, const std::vector<Index>& offsets)
                          " segments (rows), so offsets needs " + std::to_string(x.rows() + 1) + " entries, got " +
                          std::to_string(offsets.size()));
     }
-    Matrix<T> out = Matrix<T>::Zero(offsets.back(), x.cols());
+    Matrix<T> out = detail::parallel_zeros<T>(offsets.back(), x.cols());
     detail::add_repeated(out, x.value(), offsets);
     return detail::make_result<T>(std::move(out), "repeat_segments", {x.node()}, [offsets](Node<T>& self) {
         // repeat_segments([S,C], S+1 offsets) -> [R,C]; dx.row(s) += Σ_{r in s} G.row(r)
