@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/compare.sh: piano_bench and its PyTorch twin (bench/torch_piano.py), side by side,
 # at 1 and 2 threads, twice; then the ratios, the roofline fractions, Eigen's products
-# beside a BLAS's, the predicted two-thread speedup, the cost against L and H, and the
-# performance targets.
+# beside a BLAS's, the predicted two-thread speedup and where the serial time of a
+# training step sits, the cost against L and H, and the performance targets.
 #
 # Usage: bench/compare.sh [seconds per measurement, default 2]
 # Environment: BUILD_DIR (default build-bench in the checkout), PYTHON (default
@@ -67,7 +67,7 @@ while [ "$rep" -le "$REPEAT" ]; do
   rep=$((rep + 1))
 done
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BUILD_DIR/bench/piano_bench_parallel_profile" --seconds "$SECONDS_PER" >"$OUT/profile"
+"$BUILD_DIR/bench/piano_bench_parallel_profile" --seconds "$SECONDS_PER" >"$OUT/profile" 2>"$OUT/profile.serial"
 
 "$PYTHON" - "$OUT" "$REPEAT" $THREADS <<'EOF'
 import os
@@ -147,6 +147,10 @@ for name in ("train", "infer_batch"):
           f"{100 * prof[name + '_parallel_fraction']:.0f}% of the time in them; 2 threads "
           f"{prof[name + '_predicted_speedup_2']:.2f}x, 4 threads {prof[name + '_predicted_speedup_4']:.2f}x")
 EOF
+
+# Where the serial time of a training step sits: the largest tallies, by the op whose
+# parallel loop ends them (the type names are long; the op is at their start).
+head -n 7 "$OUT/profile.serial" | cut -c1-150
 
 if [ "$CURVES" = 1 ]; then
   echo "cost curves (one thread) ..." >&2

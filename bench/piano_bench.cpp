@@ -327,6 +327,15 @@ int main(int argc, char** argv) {
             for (int t = 2; t <= piano::detail::ParallelProfile::kMaxSimThreads; ++t) {
                 std::printf("%s_predicted_speedup_%d=%.2f\n", name, t, total / (total - prof.parallel + prof.makespan[t]));
             }
+            // Where the serial time sits, on stderr (stdout stays key=value lines): the
+            // largest tallies, by the loop whose start ends them.
+            std::vector<std::pair<double, std::string>> serial;
+            for (const auto& [body, seconds] : prof.serial_before) serial.emplace_back(seconds, body);
+            std::sort(serial.rbegin(), serial.rend());
+            std::fprintf(stderr, "%s: serial ms per call before the loops of (largest first):\n", name);
+            for (std::size_t k = 0; k < std::min<std::size_t>(serial.size(), 12); ++k) {
+                std::fprintf(stderr, "  %7.3f  %.200s\n", 1e3 * serial[k].first / n, serial[k].second.c_str());
+            }
         };
         predict("train", train_step, 20);
         predict("infer_batch", infer_batch, 3);

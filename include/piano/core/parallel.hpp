@@ -33,6 +33,11 @@
 #endif
 #ifdef PIANO_PARALLEL_PROFILE
 #include <time.h>
+
+#include <cxxabi.h>
+#include <map>
+#include <string>
+#include <typeinfo>
 #endif
 
 #include <Eigen/Core>
@@ -91,11 +96,17 @@ inline void keep_eigen_serial() {
 /// schedule would produce on 2..kMaxSimThreads threads is replayed. From the totals a
 /// benchmark predicts its time on N threads as (total - parallel) + makespan[N], free of
 /// whatever else the machine runs. Not thread-safe: profile with one thread.
+///
+/// It also tallies the serial time before each loop (from the end of the loop before) by
+/// the loop's body type, whose name says which op opened the loop: where the time that no
+/// thread count shortens is spent.
 struct ParallelProfile {
     static constexpr int kMaxSimThreads = 4;
     double parallel = 0;                    // seconds in pieces of parallel loops, one thread
     double makespan[kMaxSimThreads + 1] = {};  // seconds those loops take on N threads (N >= 2)
     long regions = 0;                       // parallel loops run
+    double last_loop_end = 0;               // when the last loop ended (0: none yet)
+    std::map<std::string, double> serial_before;  // body type name -> seconds before its loops
 };
 inline ParallelProfile& parallel_profile() {
     static ParallelProfile p;
@@ -287,6 +298,13 @@ void parallel_for(Index count, double work, F&& body) {
     if (work >= kParallelMinWork && count > 1 && !in_profiled_piece()) {
         ParallelProfile& prof = parallel_profile();
         double busy[ParallelProfile::kMaxSimThreads + 1][ParallelProfile::kMaxSimThreads] = {};
+        const double start = thread_seconds();
+        if (prof.last_loop_end > 0) {
+            int status = 0;
+            char* name = abi::__cxa_demangle(typeid(F).name(), nullptr, nullptr, &status);
+            prof.serial_before[status == 0 ? name : typeid(F).name()] += start - prof.last_loop_end;
+            std::free(name);
+        }
         in_profiled_piece() = true;
         for (Index k = 0; k < count; ++k) {
             const double t0 = thread_seconds();
@@ -308,6 +326,7 @@ void parallel_for(Index count, double work, F&& body) {
             prof.makespan[n] += span;
         }
         ++prof.regions;
+        prof.last_loop_end = thread_seconds();
         return;
     }
 #endif
