@@ -20,6 +20,8 @@
 //                            the rates those give, and their fractions of gemm_gflops
 //   train_allocs_per_step, infer_allocs_per_request, batch_allocs_per_call
 //                            heap allocations (malloc and calloc calls) of one call, steady state
+//   train_batch_build_allocs the same for building one training batch (data::make_batch,
+//                            which train() does every step; the step above reuses built ones)
 //
 // Options: --threads N (OpenMP threads, default 1), --seconds S (time per measurement,
 // default 2), --clock wall|cpu (cpu: the process's CPU time instead of the wall clock; on a
@@ -361,6 +363,8 @@ int main(int argc, char** argv) {
         train_rate = static_cast<double>(kBatch) / s;
         std::printf("train_lists_per_s=%.1f\n", train_rate);
         std::printf("train_allocs_per_step=%.0f\n", allocations_per_call(train_step));
+        std::printf("train_batch_build_allocs=%.0f\n",
+                    allocations_per_call([&] { (void)data::make_batch(pool, 0, kBatch); }));
     }
     if (wanted("infer")) {
         const double s = median_seconds_per_call(infer_one, 50, seconds);

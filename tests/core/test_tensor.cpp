@@ -49,6 +49,22 @@ TEST_CASE("backward walks a deep chain without recursion", "[core]") {
     CHECK(x.grad()(0, 0) == Approx(1.0));
 }
 
+TEST_CASE("a node shared by thousands of consumers is walked once", "[core]") {
+    // h = 2x feeds 5000 products h * c_i, summed: dy/dx = 2 Σ c_i. The walk's visited set
+    // grows many times over; were h visited twice, its gradient would pass on twice.
+    Tensor<double> x(mat({{1.5}}), true);
+    const Tensor<double> h = x * 2.0;
+    Tensor<double> y = h * 0.0;
+    double sum_c = 0.0;
+    for (int i = 1; i <= 5000; ++i) {
+        const double c = 1.0 / i;
+        y = y + h * c;
+        sum_c += c;
+    }
+    y.backward();
+    CHECK(x.grad()(0, 0) == Approx(2.0 * sum_c).epsilon(1e-12));
+}
+
 TEST_CASE("the graph is released after backward unless retained", "[core]") {
     Tensor<double> x(mat({{2.0}}), true);
     Tensor<double> y = x * x;

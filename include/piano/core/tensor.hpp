@@ -14,12 +14,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <random>
 #include <string>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -435,11 +435,47 @@ private:
             "backward to walk the graph again, or detach() a tensor to use its value as a constant");
     }
 
+    // The nodes a walk has reached: an open-addressing table of pointers, so a walk over a
+    // few hundred nodes makes a handful of allocations instead of one per node (a training
+    // step walks its graph once per step).
+    class VisitedSet {
+    public:
+        /// True if `p` was not in the set (and is now).
+        bool insert(Node<T>* p) {
+            if (2 * (size_ + 1) > slots_.size()) grow();
+            for (std::size_t i = slot_of(p);; i = (i + 1) & (slots_.size() - 1)) {
+                if (slots_[i] == p) return false;
+                if (!slots_[i]) {
+                    slots_[i] = p;
+                    ++size_;
+                    return true;
+                }
+            }
+        }
+
+    private:
+        std::size_t slot_of(const Node<T>* p) const {
+            // Fibonacci hashing of the address (nodes are at least 16-byte aligned).
+            const auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p) >> 4);
+            return static_cast<std::size_t>((bits * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+        }
+        void grow() {
+            std::vector<Node<T>*> old = std::move(slots_);
+            slots_.assign(std::max<std::size_t>(256, 2 * old.size()), nullptr);
+            size_ = 0;
+            for (Node<T>* p : old) {
+                if (p) insert(p);
+            }
+        }
+        std::vector<Node<T>*> slots_;  // a power of two, at most half full
+        std::size_t size_ = 0;
+    };
+
     // Post-order DFS with an explicit stack, so graph depth is limited by memory, not by
     // the call stack. Only nodes that require grad are visited.
     static std::vector<Node<T>*> topological_order(Node<T>* root) {
         std::vector<Node<T>*> order;
-        std::unordered_set<Node<T>*> seen;
+        VisitedSet seen;
         std::vector<std::pair<Node<T>*, std::size_t>> stack;  // (node, next input to visit)
         stack.emplace_back(root, 0);
         seen.insert(root);
@@ -448,7 +484,7 @@ private:
             if (n->released) throw_released(*n, *root);
             if (next < n->inputs.size()) {
                 Node<T>* child = n->inputs[next++].get();
-                if (child->requires_grad && seen.insert(child).second) stack.emplace_back(child, 0);
+                if (child->requires_grad && seen.insert(child)) stack.emplace_back(child, 0);
             } else {
                 order.push_back(n);
                 stack.pop_back();

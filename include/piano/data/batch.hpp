@@ -64,32 +64,36 @@ namespace detail {
 /// a hand-built request may not be, and a model reads only some of the fields, so this
 /// one check in make_batch stands for every model. `index` is r's position in the batch.
 inline void check_ids(const Request& r, std::size_t index) {
+    // Runs for every request of every batch, so nothing is formatted until an id fails.
     const auto fail = [&](const std::string& where, long long id, const std::string& problem) {
         std::string request = "request " + std::to_string(index);
         if (!r.source.file.empty()) request += " (" + r.source.file + ":" + std::to_string(r.source.line) + ")";
         throw std::invalid_argument("make_batch: " + request + ": " + where + ": id " + std::to_string(id) + " " +
                                     problem);
     };
-    const std::string negative = "is negative; ids are rows of the embedding tables and must be >= 0";
+    constexpr const char* kNegative = "is negative; ids are rows of the embedding tables and must be >= 0";
     for (std::size_t t = 0; t < r.query.size(); ++t) {
-        if (r.query[t] < 0) fail("query term " + std::to_string(t), r.query[t], negative);
+        if (r.query[t] < 0) fail("query term " + std::to_string(t), r.query[t], kNegative);
     }
-    const auto check_fields = [&](const ItemFields& f, const std::string& where) {
+    // `what` `i`: "candidate 3", "history event 7".
+    const auto check_fields = [&](const ItemFields& f, const char* what, std::size_t i) {
         for (int k = 0; k < ItemFields::kCount; ++k) {
-            if (f[k] < 0) fail(where + " field " + kItemFieldNames[k], f[k], negative);
+            if (f[k] < 0) {
+                fail(std::string(what) + " " + std::to_string(i) + " field " + kItemFieldNames[k], f[k], kNegative);
+            }
         }
     };
-    for (std::size_t i = 0; i < r.candidates.size(); ++i) check_fields(r.candidates[i].fields, "candidate " + std::to_string(i));
+    for (std::size_t i = 0; i < r.candidates.size(); ++i) check_fields(r.candidates[i].fields, "candidate", i);
     for (std::size_t j = 0; j < r.history.size(); ++j) {
         const HistoryEvent& e = r.history[j];
-        const std::string where = "history event " + std::to_string(j);
-        check_fields(e.fields, where);
+        const auto where = [j] { return "history event " + std::to_string(j); };
+        check_fields(e.fields, "history event", j);
         for (std::size_t t = 0; t < e.query.size(); ++t) {
-            if (e.query[t] < 0) fail(where + " query term " + std::to_string(t), e.query[t], negative);
+            if (e.query[t] < 0) fail(where() + " query term " + std::to_string(t), e.query[t], kNegative);
         }
         const int type = static_cast<int>(e.type);
         if (type >= kBehaviorCount) {
-            fail(where + " behaviour", type, "is not a behaviour (there are " + std::to_string(kBehaviorCount) + ")");
+            fail(where() + " behaviour", type, "is not a behaviour (there are " + std::to_string(kBehaviorCount) + ")");
         }
     }
 }
