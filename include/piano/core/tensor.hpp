@@ -455,8 +455,8 @@ private:
 
     private:
         std::size_t slot_of(const Node<T>* p) const {
-            // Fibonacci hashing of the address (nodes are at least 16-byte aligned).
-            const auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p) >> 4);
+            // Fibonacci hashing of the address, whose low three bits are zero for any Node.
+            const auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p) >> 3);
             return static_cast<std::size_t>((bits * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
         }
         void grow() {
