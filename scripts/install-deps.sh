@@ -5,8 +5,9 @@ set -euo pipefail
 
 # clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and libomp-dev (clang's
 # OpenMP) for scripts/fuzz.sh and the sanitizer build of scripts/test.sh; libopenmpi-dev
-# and openmpi-bin (mpirun) for the data-parallel tests of its Release build.
-packages=(cmake g++ make pkg-config libeigen3-dev libcereal-dev rapidjson-dev catch2 libbenchmark-dev doxygen clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin)
+# and openmpi-bin (mpirun) for the data-parallel tests of its Release build;
+# libopenblas-pthread-dev for piano::blas and its tests (Eigen's products through OpenBLAS).
+packages=(cmake g++ make pkg-config libeigen3-dev libcereal-dev rapidjson-dev catch2 libbenchmark-dev doxygen clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin libopenblas-pthread-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,5 +1,6 @@
 // Trains y = 2x + 1 for a few steps with piano's autograd and checks the loss fell, and
-// that the generated version header agrees with itself.
+// that the generated version header agrees with itself. It says whose products it ran
+// (built against piano::blas with a BLAS: "blas"), for run_consumer.cmake to check.
 #include <piano/piano.hpp>
 
 #include <cstdio>
@@ -27,6 +28,11 @@ int main() {
     const std::string version = std::to_string(PIANO_VERSION_MAJOR) + "." + std::to_string(PIANO_VERSION_MINOR) +
                                 "." + std::to_string(PIANO_VERSION_PATCH);
     if (version != piano::kVersion) return 2;
-    std::printf("piano %s: loss %.4f -> %.6f\n", piano::kVersion, first, last);
+#ifdef EIGEN_USE_BLAS
+    const char* products = "blas";
+#else
+    const char* products = "eigen";
+#endif
+    std::printf("piano %s: loss %.4f -> %.6f, products: %s\n", piano::kVersion, first, last, products);
     return last < 0.01f * first ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 # Builds and runs tests/consumer against piano. MODE=install: configure and build piano
 # alone with its compiled library, install it into WORK_DIR/prefix, then find_package it
 # from there. MODE=subdirectory: add piano's source tree with add_subdirectory. piano's
-# own warnings apply to its compiled library in both, as errors.
+# own warnings apply to its compiled library in both, as errors. USE_BLAS is the outer
+# build's PIANO_USE_BLAS; EXPECT_BLAS, the BLAS it found (empty: none).
 cmake_minimum_required(VERSION 3.16)
 file(REMOVE_RECURSE ${WORK_DIR})
 
@@ -17,17 +18,30 @@ set(consumer_src ${CMAKE_CURRENT_LIST_DIR})
 if(MODE STREQUAL "install")
   run_step(${CMAKE_COMMAND} -S ${PIANO_SOURCE_DIR} -B ${WORK_DIR}/piano-build
     -DPIANO_BUILD_TESTS=OFF -DPIANO_BUILD_EXAMPLES=OFF -DPIANO_BUILD_BENCH=OFF
-    -DPIANO_BUILD_COMPILED=ON -DPIANO_WARNINGS_AS_ERRORS=ON)
+    -DPIANO_BUILD_COMPILED=ON -DPIANO_WARNINGS_AS_ERRORS=ON -DPIANO_USE_BLAS=${USE_BLAS})
   run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/piano-build)
   run_step(${CMAKE_COMMAND} --install ${WORK_DIR}/piano-build --prefix ${WORK_DIR}/prefix)
   run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
     -DPIANO_CONSUME=package -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 else()
   run_step(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build
-    -DPIANO_CONSUME=subdirectory -DPIANO_SOURCE_DIR=${PIANO_SOURCE_DIR} -DPIANO_WARNINGS_AS_ERRORS=ON)
+    -DPIANO_CONSUME=subdirectory -DPIANO_SOURCE_DIR=${PIANO_SOURCE_DIR} -DPIANO_WARNINGS_AS_ERRORS=ON
+    -DPIANO_USE_BLAS=${USE_BLAS})
 endif()
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
 run_step(${WORK_DIR}/consumer-build/consumer)
+# piano::blas runs a BLAS's products exactly when piano's own configure found one
+# (EXPECT_BLAS), through the installed package as through add_subdirectory.
+execute_process(COMMAND ${WORK_DIR}/consumer-build/consumer_blas RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(EXPECT_BLAS)
+  set(expected "products: blas")
+else()
+  set(expected "products: eigen")
+endif()
+string(FIND "${out}" "${expected}" at)
+if(NOT rc EQUAL 0 OR at EQUAL -1)
+  message(FATAL_ERROR "consumer_blas (${rc}) should have printed \"${expected}\": ${out}")
+endif()
 run_step(${WORK_DIR}/consumer-build/consumer_compiled)
 
 if(MODE STREQUAL "install")

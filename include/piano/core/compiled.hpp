@@ -21,6 +21,12 @@
 // inline them; what they call from the lists it does not compile again.
 #pragma once
 
+// piano::compiled's copies run Eigen's own products; a program built through piano::blas
+// (EIGEN_USE_BLAS) would hold two different definitions of the same inline code.
+#if defined(PIANO_COMPILED) && defined(EIGEN_USE_BLAS)
+#error "piano: link piano::compiled or piano::blas, not both (the compiled library was built with Eigen's own products)"
+#endif
+
 #if defined(PIANO_COMPILED_INSTANTIATIONS)
 #define PIANO_INSTANTIATE(...) template __VA_ARGS__
 #elif defined(PIANO_COMPILED)

@@ -31,6 +31,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef PIANO_BLAS_OPENBLAS
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS's cblas.h, without its other names
+#endif
 #ifdef PIANO_PARALLEL_PROFILE
 #include <time.h>
 
@@ -84,6 +87,13 @@ inline int max_threads() {
 inline void keep_eigen_serial() {
     static const bool done = [] {
         Eigen::setNbThreads(1);
+#ifdef PIANO_BLAS_OPENBLAS
+        // Built through piano::blas with OpenBLAS (EIGEN_USE_BLAS): its products run on the
+        // calling thread too. OpenBLAS's own threads would compete with the pieces' threads
+        // (and its pthreads build warns when called from an OpenMP loop). BLIS runs on the
+        // calling thread unless told otherwise.
+        openblas_set_num_threads(1);
+#endif
         return true;
     }();
     (void)done;
