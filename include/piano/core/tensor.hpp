@@ -340,13 +340,25 @@ public:
     /// Set the gradient to zero, clearing only the touched rows when it is row-sparse.
     /// The memory is kept for reuse. An all-zero gradient is trivially row-sparse with no
     /// touched rows, so the flag is set until a dense contribution arrives.
+    /// Both clears run in fixed pieces in parallel (zeroing is the same in any order): the
+    /// step boundary of training is otherwise time the other threads spend waiting.
     void zero_grad() {
         auto& n = checked();
         if (n.has_grad) {
+            Matrix<T>& g = n.grad;
+            const Index cols = g.cols();
             if (n.grad_is_row_sparse) {
-                for (Index r : n.touched_rows) n.grad.row(r).setZero();
+                const std::vector<Index>& rows = n.touched_rows;
+                constexpr Index kRowsPerPiece = 512;
+                detail::parallel_rows(static_cast<Index>(rows.size()), kRowsPerPiece, static_cast<double>(cols),
+                                      [&](Index b, Index count) {
+                                          for (Index i = b; i < b + count; ++i) {
+                                              g.row(rows[static_cast<std::size_t>(i)]).setZero();
+                                          }
+                                      });
             } else {
-                n.grad.setZero();
+                detail::parallel_rows(g.rows(), detail::kRowBlock, static_cast<double>(cols),
+                                      [&](Index r0, Index count) { g.middleRows(r0, count).setZero(); });
             }
             n.grad_is_row_sparse = true;
         }

@@ -92,16 +92,30 @@ public:
         c.correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(options_.beta2, t)));
         c.eps = static_cast<T>(options_.eps);
 
+        // Dense parameters of one piece or less (weights, biases, norms' gains) are updated
+        // together in one loop, a piece per parameter, rather than one after another on one
+        // thread: the updates are elementwise and independent, so the bits are the same.
+        small_dense_.clear();
+        double small_work = 0;
         for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
             Tensor<T>& p = this->parameters_[i].second;
             if (!p.has_grad()) continue;
             const Node<T>& node = *p.node();
             if (options_.sparse_mode == SparseMode::lazy && node.grad_is_row_sparse) {
                 update_touched_rows(i, node.touched_rows, c);
+            } else if (p.size() <= kDensePiece) {
+                small_dense_.push_back(i);
+                small_work += kUpdateWork * static_cast<double>(p.size());
             } else {
                 update_all_rows(i, c);
             }
         }
+        detail::parallel_for(static_cast<Index>(small_dense_.size()), small_work, [&](Index k) {
+            const std::size_t i = small_dense_[static_cast<std::size_t>(k)];
+            Tensor<T>& param = this->parameters_[i].second;
+            update_entries(param.mutable_value().data(), slots_[i][0].data(), slots_[i][1].data(), param.grad().data(),
+                           param.size(), c);
+        });
         ++this->step_;
     }
 
@@ -177,7 +191,13 @@ private:
         p = p * c.keep - c.step_size * m / (v.sqrt() / c.correction2_sqrt + c.eps);
     }
 
-    // Dense mode, or a dense gradient: every entry, in fixed pieces of 16k entries.
+    // The work of updating one entry, in multiply-adds, for the parallel loops' thresholds.
+    static constexpr double kUpdateWork = 8.0;
+
+    // Entries per piece of a dense update.
+    static constexpr Index kDensePiece = 16384;
+
+    // Dense mode, or a dense gradient: every entry, in fixed pieces of kDensePiece entries.
     void update_all_rows(std::size_t i, const Coefficients& c) {
         Tensor<T>& param = this->parameters_[i].second;
         T* p = param.mutable_value().data();
@@ -185,8 +205,7 @@ private:
         T* v = slots_[i][1].data();
         const T* g = param.grad().data();
         const Index n = param.size();
-        constexpr Index kPiece = 16384;
-        detail::parallel_rows(n, kPiece, 8.0, [&](Index b, Index count) {
+        detail::parallel_rows(n, kDensePiece, kUpdateWork, [&](Index b, Index count) {
             update_entries(p + b, m + b, v + b, g + b, count, c);
         });
     }
@@ -212,7 +231,7 @@ private:
         T* v = slots_[i][1].data();
         const T* g = param.grad().data();
         constexpr Index kRows = 256;
-        detail::parallel_rows(static_cast<Index>(rows.size()), kRows, 8.0 * static_cast<double>(cols),
+        detail::parallel_rows(static_cast<Index>(rows.size()), kRows, kUpdateWork * static_cast<double>(cols),
                               [&](Index b, Index count) {
                                   constexpr Index kAhead = 4;  // rows prefetched ahead
                                   auto fetch = [&](Index k) {
@@ -237,6 +256,7 @@ private:
     // Per parameter, scratch flags for finding distinct touched rows without sorting (all
     // zero between steps; sized on first use).
     std::vector<std::vector<unsigned char>> seen_ = std::vector<std::vector<unsigned char>>(this->parameters_.size());
+    std::vector<std::size_t> small_dense_;  // step()'s scratch: the parameters it updates in one loop
 };
 
 /// AdamW: Adam whose weight decay is decoupled from the moments (see the top of this
